@@ -13,4 +13,11 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
     __version__ = "0.0.0"
 
-__all__ = ["ConnectorError", "CurrencyMismatchError", "MappingError", "Money", "__version__", "errors"]
+__all__ = [
+    "ConnectorError",
+    "CurrencyMismatchError",
+    "MappingError",
+    "Money",
+    "__version__",
+    "errors",
+]

@@ -40,7 +40,9 @@ CURRENCY_EXPONENTS: dict[str, int] = {
         "ZMW ZWG ZWL".split(),
         2,
     ),
-    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0),
+    **dict.fromkeys(
+        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
+    ),
     **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
     **dict.fromkeys("CLF UYW".split(), 4),
 }
@@ -62,8 +64,10 @@ Rational = int | Decimal | Fraction | str
 
 def to_fraction(value: Rational) -> Fraction:
     """Exact rational value of an ``int``, ``Decimal``, ``Fraction`` or decimal string; floats are refused."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise TypeError(f"floats are not accepted for money or rates: {value!r}; use Decimal or str")
+    if isinstance(value, bool | float):
+        raise TypeError(
+            f"floats are not accepted for money or rates: {value!r}; use Decimal or str"
+        )
     if isinstance(value, Fraction | int):
         return Fraction(value)
     if isinstance(value, Decimal):

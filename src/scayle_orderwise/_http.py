@@ -1,0 +1,767 @@
+"""Shared HTTP core of the SCAYLE and OrderWise clients.
+
+One request builder and one response parser (:class:`HttpCore`) serve both the sync and the async
+senders (:class:`SyncHttp`, :class:`AsyncHttp`); only the send and the sleep differ.
+
+Typical use inside a client::
+
+    core = HttpCore(base_url, auth_headers=lambda: {"X-Access-Token": token.get()},
+                    redactor=Redactor([token]), budget=RateBudget(), service="SCAYLE")
+    http = SyncHttp(core, transport=transport)
+    data = http.send_json(RequestSpec("GET", "/orders/1", scope="ordersRead"))
+
+Rules this module enforces:
+
+* **Retries** (tenacity) only for *safe* requests: reads, and writes flagged ``idempotent=True``
+  (stock with ``changedAt``, ``PUT reference-key``), on connection errors, timeouts, 408, 429 and
+  5xx. Waits grow exponentially with jitter and honour ``Retry-After`` / ``X-RateLimit-Reset``.
+* A **non-idempotent** request (a create) is never repeated blindly. Only failures that prove the
+  request was not processed are retried (connection refused, connect timeout, 429). A timeout or a
+  5xx/408 after the request was sent raises :class:`~scayle_orderwise.errors.AmbiguousOutcomeError`:
+  look the object up before sending it again.
+* Status codes map to the error tree of :mod:`scayle_orderwise.errors` with the server's
+  ``errorKey`` and message.
+* A client-side :class:`RateBudget` per rate-limit scope, fed by ``X-RateLimit-*`` headers, paces
+  calls so the connector stays under the limit instead of bouncing off it.
+* Secrets (tokens, passwords) are redacted from messages, reprs and logs (:class:`Secret`,
+  :class:`Redactor`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json as _json
+import logging
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import httpx
+import tenacity
+
+from .errors import (
+    AmbiguousOutcomeError,
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    TransientError,
+)
+
+__all__ = [
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "RETRY_STATUSES",
+    "AsyncHttp",
+    "ErrorInfo",
+    "HttpCore",
+    "RateBudget",
+    "Redactor",
+    "RequestSpec",
+    "RetryPolicy",
+    "ScopeState",
+    "Secret",
+    "ServerBusyError",
+    "SyncHttp",
+    "parse_error_body",
+    "parse_retry_after",
+]
+
+logger = logging.getLogger("scayle_orderwise.http")
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+"""Default timeouts: 30 s to read/write/pool, 5 s to connect."""
+
+DEFAULT_MAX_RETRIES = 3
+"""Default number of retries after the first attempt (so at most 4 attempts)."""
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+"""Statuses worth retrying for a safe request."""
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+_MASK = "***"
+
+
+# --------------------------------------------------------------------------------------------------
+# Secrets and redaction
+
+
+class Secret:
+    """A string that never shows itself in ``repr``/``str``/format; read it with :meth:`get`."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | Secret) -> None:
+        self._value = value.get() if isinstance(value, Secret) else str(value)
+
+    def get(self) -> str:
+        """The secret value (send it, never print it)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return _MASK
+
+    def __format__(self, spec: str) -> str:
+        return _MASK
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+SENSITIVE_HEADERS = frozenset(
+    {"authorization", "x-access-token", "cookie", "set-cookie", "proxy-authorization"}
+)
+
+
+class Redactor:
+    """Replaces known secret values with ``***`` in text and nested JSON-like data. Thread-safe."""
+
+    def __init__(self, secrets: Iterable[str | Secret | None] = ()) -> None:
+        self._lock = threading.Lock()
+        self._secrets: set[str] = set()
+        for s in secrets:
+            self.add(s)
+
+    def add(self, secret: str | Secret | None) -> None:
+        """Register one more secret (ignored when empty or shorter than 4 characters)."""
+        if secret is None:
+            return
+        value = secret.get() if isinstance(secret, Secret) else secret
+        if len(value) >= 4:
+            with self._lock:
+                self._secrets.add(value)
+
+    def __call__(self, text: str) -> str:
+        """``text`` with every registered secret replaced by ``***``."""
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for s in secrets:
+            if s in text:
+                text = text.replace(s, _MASK)
+        return text
+
+    def data(self, value: Any) -> Any:
+        """Redact strings inside dicts/lists (e.g. an error body that echoes a token)."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {k: self.data(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.data(v) for v in value]
+        return value
+
+    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """Headers safe to log: credential headers masked, other values redacted."""
+        return {
+            k: (_MASK if k.lower() in SENSITIVE_HEADERS else self(v)) for k, v in headers.items()
+        }
+
+    def __repr__(self) -> str:
+        return f"Redactor({len(self._secrets)} secrets)"
+
+
+# --------------------------------------------------------------------------------------------------
+# Requests and retry policy
+
+
+@attrs.frozen
+class RequestSpec:
+    """One logical API call, independent of sync/async.
+
+    ``path`` is relative to the client's base URL and already encoded
+    (e.g. ``/variants/key%3DA/stocks``). ``json`` is the body (``None`` sends no body).
+    ``idempotent=None`` means "safe if the method is GET/HEAD/OPTIONS"; pass ``True`` for writes
+    that are idempotent by nature (stock with ``changedAt``, PUT reference-key) and ``False`` to
+    forbid retries. ``scope`` names the rate-limit scope expected for this endpoint (the
+    ``X-RateLimit-Scope`` header of the answer wins).
+    ``auth=False`` skips the core's ``auth_headers`` (e.g. a token request with its own header).
+    """
+
+    method: str
+    path: str
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    idempotent: bool | None = None
+    scope: str | None = None
+    auth: bool = True
+    timeout: httpx.Timeout | float | None = None
+
+    @property
+    def retry_safe(self) -> bool:
+        """True when the request may be repeated after an unclear outcome."""
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method.upper() in SAFE_METHODS
+
+
+async def _async_sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How often and how long to wait between attempts.
+
+    Backoff for attempt ``n`` (1-based): ``min(backoff_max, backoff_initial * 2**(n-1))`` scaled
+    by a jitter factor in ``[1 - jitter, 1]``. A server-advised wait (``Retry-After``,
+    ``X-RateLimit-Reset``) is used instead when present, capped at ``max_wait``. ``sleep`` /
+    ``async_sleep`` / ``random`` are injectable so tests run without real waiting.
+    ``retry_unsent_writes`` allows repeating a non-idempotent request when the failure proves it was
+    never processed (connection refused, connect timeout, 429).
+    """
+
+    max_retries: int = DEFAULT_MAX_RETRIES
+    backoff_initial: float = 0.5
+    backoff_max: float = 8.0
+    jitter: float = 0.25
+    max_wait: float = 60.0
+    retry_unsent_writes: bool = True
+    sleep: Callable[[float], None] = time.sleep
+    async_sleep: Callable[[float], Awaitable[None]] = _async_sleep
+    random: Callable[[], float] = random.random
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter for the ``attempt``-th failure (1-based)."""
+        base = min(self.backoff_max, self.backoff_initial * float(2 ** max(0, attempt - 1)))
+        return base * (1.0 - self.jitter * self.random())
+
+    def wait_for(self, attempt: int, error: BaseException | None) -> float:
+        """Seconds to wait after ``error`` on the ``attempt``-th try."""
+        advised = getattr(error, "retry_after", None)
+        if isinstance(advised, int | float) and advised >= 0:
+            # A small positive jitter so that many workers do not return in the same instant.
+            return float(min(self.max_wait, advised)) * (1.0 + 0.1 * self.random())
+        return self.backoff(attempt)
+
+    def with_(self, **changes: Any) -> RetryPolicy:
+        """A copy with some fields changed."""
+        return attrs.evolve(self, **changes)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rate budget
+
+
+@attrs.define
+class ScopeState:
+    """What the budget knows about one rate-limit scope."""
+
+    limit: int | None
+    remaining: int
+    reset_at: float | None  # clock time the window resets
+    window: float | None = None  # seconds per window for statically configured scopes
+
+
+class RateBudget:
+    """Client-side rate budget per SCAYLE rate-limit scope. Thread-safe.
+
+    Fed by the ``X-RateLimit-Scope/Limit/Remaining/Reset`` headers of every answer (``Reset`` =
+    seconds until the window resets). Before a call, :meth:`reserve` takes one unit of the scope's
+    remaining budget, or returns how many seconds to wait until the window resets when nothing (or
+    no more than ``headroom``) is left. ``limits`` configures scopes statically before any header
+    was seen: ``{"ordersWrite": (300, 60.0)}`` (requests per window seconds); the same mechanism
+    serves as a simple pacer for APIs without rate-limit headers (OrderWise). ``clock`` is
+    injectable.
+    """
+
+    def __init__(
+        self,
+        *,
+        limits: Mapping[str, tuple[int, float]] | None = None,
+        headroom: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._headroom = headroom
+        self._states: dict[str, ScopeState] = {}
+        self._aliases: dict[str, str] = {}
+        for scope, (limit, window) in (limits or {}).items():
+            self._states[scope] = ScopeState(
+                limit=limit, remaining=limit, reset_at=None, window=window
+            )
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock the budget uses (seconds, monotonic)."""
+        return self._clock
+
+    def _resolve(self, scope: str) -> str:
+        return self._aliases.get(scope, scope)
+
+    def state(self, scope: str) -> ScopeState | None:
+        """A copy of what is known about ``scope`` (or ``None``)."""
+        with self._lock:
+            st = self._states.get(self._resolve(scope))
+            return None if st is None else attrs.evolve(st)
+
+    def reserve(self, scope: str | None) -> float:
+        """Take one call from ``scope``'s budget: ``0.0`` = go, ``> 0`` = wait that long first."""
+        if scope is None:
+            return 0.0
+        now = self._clock()
+        with self._lock:
+            st = self._states.get(self._resolve(scope))
+            if st is None:
+                return 0.0
+            if st.reset_at is not None and now >= st.reset_at:
+                # The window has reset: the full limit is available again.
+                if st.limit is None:
+                    # Limit unknown: forget the scope until the next answer tells us more.
+                    del self._states[self._resolve(scope)]
+                    return 0.0
+                st.remaining = st.limit
+                st.reset_at = None
+            if st.remaining > self._headroom:
+                st.remaining -= 1
+                if st.reset_at is None and st.window is not None:
+                    st.reset_at = now + st.window
+                return 0.0
+            if st.reset_at is None:
+                # Exhausted but no known reset: a short pause, then the next answer tells us more.
+                st.reset_at = now + (st.window or 1.0)
+            return max(st.reset_at - now, 0.001)
+
+    def update(self, headers: Mapping[str, str], scope_hint: str | None = None) -> None:
+        """Learn from an answer's ``X-RateLimit-*`` headers (no-op when they are absent)."""
+        scope = headers.get("x-ratelimit-scope") or scope_hint
+        remaining = _int_header(headers, "x-ratelimit-remaining")
+        if scope is None or remaining is None:
+            return
+        limit = _int_header(headers, "x-ratelimit-limit")
+        reset = _float_header(headers, "x-ratelimit-reset")
+        now = self._clock()
+        reset_at = now + reset if reset is not None else None
+        with self._lock:
+            if scope_hint and scope_hint != scope:
+                self._aliases[scope_hint] = scope
+            st = self._states.get(scope)
+            if st is None:
+                self._states[scope] = ScopeState(
+                    limit=limit, remaining=remaining, reset_at=reset_at
+                )
+                return
+            same_window = (
+                st.reset_at is not None
+                and reset_at is not None
+                and abs(st.reset_at - reset_at) < 1.5
+                and now < st.reset_at
+            )
+            # In the same window, answers may arrive out of order: keep the lower count.
+            st.remaining = min(st.remaining, remaining) if same_window else remaining
+            if limit is not None:
+                st.limit = limit
+            if reset_at is not None:
+                st.reset_at = reset_at
+
+    def exhaust(self, scope: str, retry_after: float | None) -> None:
+        """Record a 429 for ``scope``: nothing left until ``retry_after`` seconds from now."""
+        now = self._clock()
+        with self._lock:
+            key = self._resolve(scope)
+            st = self._states.setdefault(key, ScopeState(limit=None, remaining=0, reset_at=None))
+            st.remaining = 0
+            st.reset_at = now + (retry_after if retry_after is not None else (st.window or 1.0))
+
+    def __repr__(self) -> str:
+        return f"RateBudget(scopes={sorted(self._states)})"
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
+def _float_header(headers: Mapping[str, str], name: str) -> float | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return float(value.strip())
+    except ValueError:
+        return None
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta seconds or HTTP date); ``None`` if unusable."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+# --------------------------------------------------------------------------------------------------
+# Error parsing and mapping
+
+
+@attrs.frozen
+class ErrorInfo:
+    """What an error answer says: human message, machine key, and the parsed body."""
+
+    message: str | None
+    error_key: str | None
+    body: Any
+
+
+def parse_error_body(response: httpx.Response) -> ErrorInfo:
+    """Best-effort reading of an error body.
+
+    Understands SCAYLE's ``{"errors": [{"errorKey", "message", "context"}]}`` (all messages kept,
+    the first key used), ``{"message"|"Message"|"error"|"error_description": ...}``, a JSON string,
+    and plain text.
+    """
+    text = response.text
+    try:
+        body: Any = response.json() if text.strip() else None
+    except (ValueError, UnicodeDecodeError):
+        body = text or None
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:
+            keys = [e.get("errorKey") for e in errors if isinstance(e, dict) and e.get("errorKey")]
+            msgs = [
+                str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")
+            ]
+            return ErrorInfo("; ".join(msgs) or None, str(keys[0]) if keys else None, body)
+        for name in ("message", "Message", "error_description", "error", "detail", "title"):
+            value = body.get(name)
+            if isinstance(value, str) and value:
+                key = body.get("errorKey") or body.get("code")
+                return ErrorInfo(value, str(key) if key else None, body)
+        return ErrorInfo(None, None, body)
+    if isinstance(body, str) and body.strip():
+        return ErrorInfo(body.strip()[:500], None, body)
+    return ErrorInfo(None, None, body)
+
+
+class ServerBusyError(TransientError):
+    """A 5xx/408 on a safe request, with the server's ``Retry-After`` (seconds) when it sent one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+class HttpCore:
+    """Builds requests and parses answers for one API; shared by the sync and async senders.
+
+    ``auth_headers`` is called for every attempt (so a refreshed token is picked up); ``headers``
+    are static extra headers. ``error_parser`` reads an error body; ``service`` names the API in
+    messages.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth_headers: Callable[[], Mapping[str, str]] | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        budget: RateBudget | None = None,
+        redactor: Redactor | None = None,
+        error_parser: Callable[[httpx.Response], ErrorInfo] = parse_error_body,
+        service: str = "API",
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.headers = dict(headers or {})
+        self.auth_headers = auth_headers
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.retry = retry or RetryPolicy()
+        self.budget = budget
+        self.redactor = redactor or Redactor()
+        self.error_parser = error_parser
+        self.service = service
+
+    def __repr__(self) -> str:
+        return f"HttpCore({self.service}, base_url={self.base_url!r})"
+
+    # -- building ----------------------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        """Absolute URL of ``path`` (kept verbatim, so pre-encoded segments stay encoded)."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return self.base_url + "/" + path.lstrip("/")
+
+    def build_request(
+        self, client: httpx.Client | httpx.AsyncClient, spec: RequestSpec
+    ) -> httpx.Request:
+        """The httpx request for one attempt of ``spec``."""
+        headers: dict[str, str] = {"Accept": "application/json, */*"}
+        headers.update(self.headers)
+        if spec.auth and self.auth_headers is not None:
+            headers.update(self.auth_headers())
+        headers.update(spec.headers)
+        params = {k: v for k, v in (spec.params or {}).items() if v is not None}
+        timeout = spec.timeout if spec.timeout is not None else self.timeout
+        return client.build_request(
+            spec.method.upper(),
+            self.url(spec.path),
+            params=params,
+            json=spec.json,
+            headers=headers,
+            timeout=timeout,
+        )
+
+    # -- parsing -----------------------------------------------------------------------------------
+
+    def handle_response(self, spec: RequestSpec, response: httpx.Response) -> httpx.Response:
+        """Feed the rate budget, log, and return a 2xx answer or raise the mapped error."""
+        if self.budget is not None:
+            self.budget.update(response.headers, spec.scope)
+        status = response.status_code
+        logger.debug("%s %s %s -> %s", self.service, spec.method, response.request.url.path, status)
+        if 200 <= status < 300:
+            return response
+        raise self.error_from_response(spec, response)
+
+    def error_from_response(self, spec: RequestSpec, response: httpx.Response) -> ApiError:
+        """The error of the tree that matches a non-2xx answer."""
+        status = response.status_code
+        info = self.error_parser(response)
+        message = (
+            self.redactor(info.message)
+            if info.message
+            else f"{self.service} answered HTTP {status}"
+        )
+        common: dict[str, Any] = {
+            "status_code": status,
+            "error_key": info.error_key,
+            "method": spec.method.upper(),
+            "path": response.request.url.path,
+            "body": self.redactor.data(info.body),
+        }
+        if status == 429:
+            scope = response.headers.get("x-ratelimit-scope") or spec.scope
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if retry_after is None:
+                retry_after = _float_header(response.headers, "x-ratelimit-reset")
+            if self.budget is not None and scope is not None:
+                self.budget.exhaust(scope, retry_after)
+            reset_at = (
+                datetime.now(UTC) + timedelta(seconds=retry_after)
+                if retry_after is not None
+                else None
+            )
+            return RateLimitedError(
+                message, retry_after=retry_after, reset_at=reset_at, scope=scope, **common
+            )
+        if status == 408 or status >= 500:
+            if not spec.retry_safe:
+                return AmbiguousOutcomeError(
+                    f"{message}; the request may have been processed, look it up before re-sending",
+                    **common,
+                )
+            return ServerBusyError(
+                message,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+                **common,
+            )
+        if status == 401:
+            return AuthenticationError(message, **common)
+        if status == 403:
+            return PermissionDeniedError(message, **common)
+        if status == 404:
+            return NotFoundError(message, **common)
+        if 400 <= status < 500:
+            return BadRequestError(message, **common)
+        return ApiError(message, **common)
+
+    def error_from_exception(self, spec: RequestSpec, exc: httpx.HTTPError) -> ApiError:
+        """Map a transport failure: not sent -> ``TransientError``; maybe sent -> by safety."""
+        kind = type(exc).__name__
+        common: dict[str, Any] = {"method": spec.method.upper(), "path": _path_of(spec, exc)}
+        if isinstance(exc, _NOT_SENT):
+            return TransientError(f"{self.service} not reachable ({kind})", **common)
+        if spec.retry_safe:
+            return TransientError(f"{self.service} request failed ({kind})", **common)
+        return AmbiguousOutcomeError(
+            f"{self.service} request failed after sending ({kind}); it may have been processed, "
+            "look it up before re-sending",
+            **common,
+        )
+
+    # -- retry decisions ---------------------------------------------------------------------------
+
+    def should_retry(self, spec: RequestSpec, error: BaseException) -> bool:
+        """Whether ``error`` from ``spec`` may be retried."""
+        if not isinstance(error, TransientError):
+            return False
+        if spec.retry_safe:
+            return True
+        # Only errors that prove nothing was processed reach here for unsafe requests.
+        return self.retry.retry_unsent_writes
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
+        return self.retry.wait_for(state.attempt_number, error)
+
+    def _retrying_kwargs(self, spec: RequestSpec) -> dict[str, Any]:
+        return {
+            "stop": tenacity.stop_after_attempt(self.retry.max_retries + 1),
+            "retry": tenacity.retry_if_exception(lambda e: self.should_retry(spec, e)),
+            "wait": self._wait,
+            "reraise": True,
+            "before_sleep": self._log_retry,
+        }
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        logger.info("%s retry %d after %s", self.service, state.attempt_number, error)
+
+    def budget_wait(self, spec: RequestSpec) -> float:
+        """Seconds to wait before sending ``spec`` (0 means a unit of budget was taken)."""
+        if self.budget is None:
+            return 0.0
+        return self.budget.reserve(spec.scope)
+
+
+def _path_of(spec: RequestSpec, exc: httpx.HTTPError) -> str:
+    try:
+        return exc.request.url.path
+    except RuntimeError:
+        return spec.path.split("?")[0]
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    if not response.content or not response.content.strip():
+        return None
+    ctype = response.headers.get("content-type", "")
+    if "json" not in ctype and response.content.lstrip()[:1] not in (b"{", b"[", b'"'):
+        return response.text
+    try:
+        return response.json()
+    except (ValueError, _json.JSONDecodeError):
+        return response.text
+
+
+class SyncHttp:
+    """Blocking sender over :class:`HttpCore`; owns an ``httpx.Client`` unless one is given."""
+
+    def __init__(
+        self,
+        core: HttpCore,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.core = core
+        self._owns = client is None
+        self._client = client or httpx.Client(transport=transport, timeout=core.timeout)
+
+    def __repr__(self) -> str:
+        return f"SyncHttp({self.core!r})"
+
+    def send(self, spec: RequestSpec) -> httpx.Response:
+        """Send with pacing and retries; return the 2xx answer or raise the mapped error."""
+        for attempt in tenacity.Retrying(
+            sleep=self.core.retry.sleep, **self.core._retrying_kwargs(spec)
+        ):
+            with attempt:
+                return self._send_once(spec)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def send_json(self, spec: RequestSpec) -> Any:
+        """Like :meth:`send`, returning the parsed JSON body (``None`` for an empty body)."""
+        return _json_or_none(self.send(spec))
+
+    def _send_once(self, spec: RequestSpec) -> httpx.Response:
+        while (wait := self.core.budget_wait(spec)) > 0:
+            logger.debug("%s pacing %s for %.3fs", self.core.service, spec.scope, wait)
+            self.core.retry.sleep(wait)
+        request = self.core.build_request(self._client, spec)
+        try:
+            response = self._client.send(request)
+        except httpx.HTTPError as exc:
+            raise self.core.error_from_exception(spec, exc) from exc
+        return self.core.handle_response(spec, response)
+
+    def close(self) -> None:
+        """Close the underlying client if this sender created it."""
+        if self._owns:
+            self._client.close()
+
+
+class AsyncHttp:
+    """Async twin of :class:`SyncHttp`: same core, awaited send and sleep."""
+
+    def __init__(
+        self,
+        core: HttpCore,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.core = core
+        self._owns = client is None
+        self._client = client or httpx.AsyncClient(transport=transport, timeout=core.timeout)
+
+    def __repr__(self) -> str:
+        return f"AsyncHttp({self.core!r})"
+
+    async def send(self, spec: RequestSpec) -> httpx.Response:
+        """Send with pacing and retries; return the 2xx answer or raise the mapped error."""
+        retrying = tenacity.AsyncRetrying(
+            sleep=self.core.retry.async_sleep, **self.core._retrying_kwargs(spec)
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_once(spec)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def send_json(self, spec: RequestSpec) -> Any:
+        """Like :meth:`send`, returning the parsed JSON body (``None`` for an empty body)."""
+        return _json_or_none(await self.send(spec))
+
+    async def _send_once(self, spec: RequestSpec) -> httpx.Response:
+        while (wait := self.core.budget_wait(spec)) > 0:
+            logger.debug("%s pacing %s for %.3fs", self.core.service, spec.scope, wait)
+            await self.core.retry.async_sleep(wait)
+        request = self.core.build_request(self._client, spec)
+        try:
+            response = await self._client.send(request)
+        except httpx.HTTPError as exc:
+            raise self.core.error_from_exception(spec, exc) from exc
+        return self.core.handle_response(spec, response)
+
+    async def aclose(self) -> None:
+        """Close the underlying client if this sender created it."""
+        if self._owns:
+            await self._client.aclose()

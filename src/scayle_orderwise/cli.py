@@ -1,0 +1,400 @@
+"""The ``scayle-orderwise`` command: demo, sync, reconcile, status, quarantine, retry, sandbox, postings.
+
+Configuration comes from a TOML file (``--config`` or ``SCAYLE_ORDERWISE_CONFIG``) and the
+environment (``SCAYLE_ORDERWISE_...``); secrets only from the environment. Errors print one line and
+exit non-zero: 2 for bad configuration or input, 1 when a flow or check failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import ConnectorSettings
+from .errors import ConfigError, ConnectorError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="scayle-orderwise",
+    help="Connect SCAYLE to OrderWise: exactly-once orders, despatches, cancellations, stock, reconciliation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+quarantine_app = typer.Typer(
+    help="Orders that need a person: list, show, release.", no_args_is_help=True
+)
+sandbox_app = typer.Typer(help="The in-process fakes of both APIs.", no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(sandbox_app, name="sandbox")
+
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", envvar="SCAYLE_ORDERWISE_CONFIG", help="TOML configuration file."
+    ),
+]
+
+
+class Flow(StrEnum):
+    """Flows `sync` can run."""
+
+    orders = "orders"
+    fulfilments = "fulfilments"
+    cancellations = "cancellations"
+    inventory = "inventory"
+    all = "all"
+
+
+class ReportFormat(StrEnum):
+    """Report formats."""
+
+    html = "html"
+    json = "json"
+    csv = "csv"
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _connector(config: Path | None) -> Any:
+    from .connector import Connector
+
+    try:
+        settings = ConnectorSettings.load(config)
+        return Connector.from_settings(settings)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _parse_day(value: str | None, *, end: bool = False) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime.combine(day, dtime.min, tzinfo=UTC)
+            return moment + timedelta(days=1) if end else moment
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"not a date (YYYY-MM-DD) or ISO timestamp: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# ------------------------------------------------------------------------------------------------ demo
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Folder for the ledger and reports (default: a new one)."),
+    ] = None,
+    orders: Annotated[
+        int, typer.Option(min=10, max=5000, help="How many orders to simulate.")
+    ] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same story).")] = 7,
+) -> None:
+    """Run the whole story on the embedded sandbox with SQLite, then reconcile and summarise."""
+    from .demo import run_demo
+
+    folder = directory or Path(f"scayle-orderwise-demo-{datetime.now(UTC):%Y%m%d-%H%M%S}")
+    try:
+        outcome = run_demo(folder, orders=orders, seed=seed, console=console)
+    except ConnectorError as exc:
+        raise _fail(f"demo failed: {exc}", 1) from None
+    if not outcome.ok:
+        raise _fail("demo finished with problems: " + "; ".join(outcome.problems), 1)
+
+
+# ------------------------------------------------------------------------------------------------ sync
+
+
+@app.command()
+def sync(
+    flow: Annotated[Flow, typer.Argument(help="Which flow to run.")] = Flow.all,
+    config: ConfigOption = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Repeat until interrupted.")] = False,
+    interval: Annotated[
+        float, typer.Option(min=1.0, help="Seconds between passes with --watch.")
+    ] = 60.0,
+    passes: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many passes (with --watch).")
+    ] = None,
+) -> None:
+    """Run one pass of a flow (or all), or keep running with --watch."""
+    connector = _connector(config)
+    done = 0
+    try:
+        while True:
+            results = _run_flow(connector, flow)
+            for result in results:
+                console.print(str(result), highlight=False)
+            done += 1
+            if not watch or (passes is not None and done >= passes):
+                break
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        console.print("stopped")
+    except ConnectorError as exc:
+        raise _fail(f"{flow} sync failed: {exc}", 1) from None
+    finally:
+        connector.close()
+
+
+def _run_flow(connector: Any, flow: Flow) -> list[Any]:
+    if flow is Flow.all:
+        return list(connector.sync_all())
+    method = {
+        Flow.orders: connector.sync_orders,
+        Flow.fulfilments: connector.sync_fulfilments,
+        Flow.cancellations: connector.sync_cancellations,
+        Flow.inventory: connector.sync_inventory,
+    }[flow]
+    return [method()]
+
+
+# ------------------------------------------------------------------------------------------- reconcile
+
+
+@app.command()
+def reconcile(
+    config: ConfigOption = None,
+    since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD), inclusive.")] = None,
+    until: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD), inclusive.")] = None,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", help="Report format.")
+    ] = ReportFormat.html,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+) -> None:
+    """Reconcile SCAYLE orders against OrderWise orders and write the report."""
+    from .reconcile import report as render
+
+    start, end = _parse_day(since), _parse_day(until, end=True)
+    connector = _connector(config)
+    try:
+        result = connector.reconcile(since=start, until=end)
+    except ConnectorError as exc:
+        raise _fail(f"reconciliation failed: {exc}", 1) from None
+    finally:
+        connector.close()
+    text = {"html": render.to_html, "json": render.to_json, "csv": render.to_csv}[fmt.value](result)
+    _emit(text, output)
+
+
+@app.command("export-postings")
+def export_postings(
+    config: ConfigOption = None,
+    since: Annotated[str, typer.Option(help="First day of the period (YYYY-MM-DD).")] = "",
+    until: Annotated[str, typer.Option(help="Last day of the period (YYYY-MM-DD).")] = "",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="CSV file (default: stdout).")
+    ] = None,
+) -> None:
+    """Write the period's batched financial postings (net, VAT, gross per tax code) as CSV."""
+    if not since or not until:
+        raise _fail("--since and --until are required")
+    start, end = _parse_day(since), _parse_day(until, end=True)
+    assert start is not None and end is not None
+    connector = _connector(config)
+    try:
+        text = connector.export_postings(since=start, until=end)
+    except ConnectorError as exc:
+        raise _fail(f"postings export failed: {exc}", 1) from None
+    finally:
+        connector.close()
+    _emit(text, output)
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"written {output}")
+
+
+# ---------------------------------------------------------------------------------------------- status
+
+
+@app.command()
+def status(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Ledger counts by state, the oldest pending and sent orders, open alerts."""
+    connector = _connector(config)
+    try:
+        health = connector.health()
+    finally:
+        connector.close()
+    if as_json:
+        typer.echo(json.dumps(health.as_dict(), indent=2))
+        return
+    table = Table(title="Orders in the ledger")
+    table.add_column("state")
+    table.add_column("orders", justify="right")
+    for state, n in health.counts.items():
+        table.add_row(state, str(n))
+    console.print(table)
+    console.print(
+        f"oldest pending: {health.oldest_pending or '-'}   oldest sent: {health.oldest_sent or '-'}"
+    )
+    console.print(f"quarantined: {health.quarantined}   open alerts: {len(health.open_alerts)}")
+    for kind, subject, cause in health.open_alerts:
+        console.print(f"  [yellow]{kind}[/] {subject}: {cause}", highlight=False)
+
+
+# ------------------------------------------------------------------------------------------ quarantine
+
+
+@quarantine_app.command("list")
+def quarantine_list(config: ConfigOption = None) -> None:
+    """Quarantined orders with their reasons."""
+    from .store import State
+
+    connector = _connector(config)
+    try:
+        table = Table(title="Quarantined orders")
+        for column in ("order", "since", "reason"):
+            table.add_column(column)
+        count = 0
+        for record in connector.store.records(states=[State.QUARANTINED], kind="order"):
+            table.add_row(
+                record.subject, f"{record.updated_at:%Y-%m-%d %H:%M}", record.reason or ""
+            )
+            count += 1
+    finally:
+        connector.close()
+    console.print(table if count else "no quarantined orders")
+
+
+@quarantine_app.command("show")
+def quarantine_show(order_id: str, config: ConfigOption = None) -> None:
+    """One order's ledger record and its full history."""
+    connector = _connector(config)
+    try:
+        record = connector.store.get(f"order:{order_id}")
+    finally:
+        connector.close()
+    if record is None:
+        raise _fail(f"order {order_id} is not in the ledger", 1)
+    console.print(
+        f"order {record.subject}: [bold]{record.state}[/] ({record.reason or 'no reason'})"
+    )
+    if record.external_id:
+        console.print(f"OrderWise order id {record.external_id} ({record.external_ref or '-'})")
+    table = Table(title="history")
+    for column in ("at", "from", "to", "by", "reason"):
+        table.add_column(column)
+    for t in record.history:
+        table.add_row(
+            f"{t.at:%Y-%m-%d %H:%M:%S}",
+            str(t.from_state or "-"),
+            str(t.to_state),
+            t.owner or "",
+            t.reason or "",
+        )
+    console.print(table)
+
+
+@quarantine_app.command("release")
+def quarantine_release(
+    order_id: str,
+    config: ConfigOption = None,
+    reason: Annotated[
+        str, typer.Option(help="Why it can be retried now.")
+    ] = "released by a person",
+) -> None:
+    """Put a quarantined order back in the queue (after fixing the SKU map, the order, ...)."""
+    connector = _connector(config)
+    try:
+        connector.release_quarantined(order_id, reason=reason)
+    except ConfigError as exc:
+        raise _fail(str(exc), 1) from None
+    finally:
+        connector.close()
+    console.print(f"order {order_id} released; the next `sync orders` pass will push it")
+
+
+@app.command()
+def retry(
+    order_ids: Annotated[
+        list[str] | None, typer.Argument(help="Orders to retry (default: every failed one).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Queue failed orders (parked after too many attempts) for another try."""
+    from .store import State
+
+    connector = _connector(config)
+    try:
+        keys = (
+            [f"order:{o}" for o in order_ids]
+            if order_ids
+            else [r.key for r in connector.store.records(states=[State.FAILED], kind="order")]
+        )
+        done = 0
+        for key in keys:
+            record = connector.store.get(key)
+            if record is None or record.state != State.FAILED:
+                err_console.print(f"skipped {key}: not failed")
+                continue
+            connector.store.mark(key, State.PENDING, reason="retry requested by a person")
+            done += 1
+    finally:
+        connector.close()
+    console.print(f"{done} order(s) queued for retry")
+
+
+# --------------------------------------------------------------------------------------------- sandbox
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")
+    ] = 8765,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Serve both fakes over real HTTP on loopback until interrupted."""
+    from .sandbox import Sandbox
+    from .sandbox.serve import serve
+
+    sandbox = Sandbox(seed=seed)
+    server = serve("127.0.0.1", port, sandbox)
+    console.print(f"sandbox listening on {server.url}  (Ctrl+C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("stopped")
+    finally:
+        server.shutdown()
+
+
+def main() -> None:
+    """Entry point of the ``scayle-orderwise`` command."""
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

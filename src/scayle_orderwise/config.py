@@ -1,0 +1,236 @@
+"""Connector settings from a TOML file and the environment (pydantic-settings).
+
+Environment variables use the prefix ``SCAYLE_ORDERWISE_`` and ``__`` between nested names, e.g.
+``SCAYLE_ORDERWISE_SCAYLE__TOKEN`` or ``SCAYLE_ORDERWISE_ORDERWISE__PASSWORD``. The environment
+overrides the file. Secrets (tokens, passwords, the alert webhook URL) are accepted **only** from the
+environment: a TOML file that contains one is refused with a :class:`~scayle_orderwise.errors.ConfigError`,
+so configuration files can be committed and shared safely.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .errors import ConfigError
+
+__all__ = [
+    "AlertSettings",
+    "ConnectorSettings",
+    "FlowSettings",
+    "InventorySettings",
+    "OrderwiseSettings",
+    "ScayleSettings",
+    "StockShaping",
+    "StoreSettings",
+]
+
+SECRET_FIELDS: dict[str, tuple[str, ...]] = {
+    "scayle": ("token", "webhook_password"),
+    "orderwise": ("password",),
+    "alerts": ("webhook_url",),
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScayleSettings(_Section):
+    """SCAYLE Admin API access. ``token`` comes from the environment only."""
+
+    base_url: str = ""
+    token: SecretStr | None = None
+    shop_key: str | None = None
+    country_code: str | None = None
+    company_id: int | None = None
+    default_warehouse: str | None = None
+    webhook_username: str | None = None
+    webhook_password: SecretStr | None = None
+
+
+class OrderwiseSettings(_Section):
+    """OrderWise OWAPI access. ``password`` comes from the environment only.
+
+    The export-definition ids and the cancel endpoint are installation-specific (the public OWAPI
+    documentation does not fix them): create the export definitions in OrderWise and enter their ids.
+    """
+
+    api_root: str = ""
+    username: str = ""
+    password: SecretStr | None = None
+    session_id: int = 1
+    export_definitions: dict[str, int] = Field(default_factory=dict)
+    cancel_endpoint: str | None = None
+    status_map: dict[str, str] = Field(default_factory=dict)
+
+
+class StockShaping(_Section):
+    """How OrderWise free stock becomes a sellable quantity for one SKU (or the default).
+
+    ``sellable = floor(max(0, free - buffer))``, then ``percentage`` of it (rounded down), then
+    capped at ``cap``; at or below ``zero_at_or_below`` the result is 0.
+    """
+
+    buffer: Decimal = Decimal(0)
+    percentage: Decimal | None = None
+    cap: int | None = None
+    zero_at_or_below: Decimal | None = None
+
+    @field_validator("buffer")
+    @classmethod
+    def _buffer_not_negative(cls, value: Decimal) -> Decimal:
+        if value < 0:
+            raise ValueError("buffer must not be negative")
+        return value
+
+    @field_validator("percentage")
+    @classmethod
+    def _percentage_range(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and not 0 <= value <= 100:
+            raise ValueError("percentage must be between 0 and 100")
+        return value
+
+    @field_validator("cap")
+    @classmethod
+    def _cap_not_negative(cls, value: int | None) -> int | None:
+        if value is not None and value < 0:
+            raise ValueError("cap must not be negative")
+        return value
+
+
+class InventorySettings(_Section):
+    """Stock sync: shaping per SKU and default, OrderWise stock location → SCAYLE warehouse."""
+
+    default: StockShaping = StockShaping()
+    per_sku: dict[str, StockShaping] = Field(default_factory=dict)
+    location_warehouses: dict[str, str] = Field(default_factory=dict)
+    default_warehouse: str | None = None
+    overlap_seconds: int = 300
+    max_workers: int = Field(default=4, ge=1, le=32)
+
+
+class FlowSettings(_Section):
+    """Timing of the flows: leases, overlaps, grace periods and alert thresholds (seconds)."""
+
+    lease_seconds: int = Field(default=300, gt=0)
+    batch_size: int = Field(default=100, gt=0)
+    poll_overlap_seconds: int = Field(default=300, ge=0)
+    resend_grace_seconds: int = Field(default=900, ge=0)
+    order_stalled_after_seconds: int = Field(default=1800, gt=0)
+    fulfilment_ack_timeout_seconds: int = Field(default=3600, gt=0)
+    sync_stalled_after_seconds: int = Field(default=3600, gt=0)
+    backoff_base_seconds: int = Field(default=30, ge=0)
+    backoff_max_seconds: int = Field(default=3600, ge=0)
+    max_attempts: int = Field(default=10, gt=0)
+    carrier_map: dict[str, str] = Field(default_factory=dict)
+    """OrderWise courier name → SCAYLE carrier key (matched ignoring case and spaces); merged over
+    the built-in map of :data:`scayle_orderwise.sync.fulfilment.DEFAULT_CARRIER_MAP`."""
+    default_carrier: str | None = None
+    """SCAYLE carrier key for couriers not in the map (``None``: the courier name in upper case)."""
+
+
+class StoreSettings(_Section):
+    """Where the ledger lives: ``sqlite:///path.db``, ``memory://`` or a ``postgresql://`` DSN."""
+
+    url: str = "sqlite:///scayle-orderwise.db"
+
+
+class AlertSettings(_Section):
+    """Alert sinks: the log always; a webhook (Slack-compatible) when ``webhook_url`` is set (env only)."""
+
+    log: bool = True
+    webhook_url: SecretStr | None = None
+
+
+class ConnectorSettings(BaseSettings):
+    """Everything the connector and the ``scayle-orderwise`` command need."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SCAYLE_ORDERWISE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    scayle: ScayleSettings = ScayleSettings()
+    orderwise: OrderwiseSettings = OrderwiseSettings()
+    store: StoreSettings = StoreSettings()
+    flows: FlowSettings = FlowSettings()
+    inventory: InventorySettings = InventorySettings()
+    alerts: AlertSettings = AlertSettings()
+    mapping: dict[str, Any] = Field(default_factory=dict)
+    worker_id: str | None = None
+
+    _toml_path: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides: Any) -> ConnectorSettings:
+        """Read ``path`` (TOML, optional) and the environment; raise ``ConfigError`` on bad input."""
+        toml_path = Path(path) if path is not None else None
+        if toml_path is not None:
+            _refuse_secrets_in_file(toml_path)
+        loader = type("_LoadedSettings", (cls,), {"_toml_path": toml_path})
+        try:
+            loaded = loader(**overrides)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
+        return cls.model_validate(loaded.model_dump())
+
+    def mapping_config(self) -> Any:
+        """The :class:`~scayle_orderwise.mapping.MappingConfig` described by the ``mapping`` table."""
+        from .mapping import MappingConfig
+
+        try:
+            return MappingConfig(**self.mapping)
+        except TypeError as exc:
+            raise ConfigError(f"invalid [mapping] setting: {exc}") from None
+
+
+def _refuse_secrets_in_file(path: Path) -> None:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    for section, names in SECRET_FIELDS.items():
+        table = data.get(section)
+        if isinstance(table, dict):
+            for name in names:
+                if name in table:
+                    env = f"SCAYLE_ORDERWISE_{section.upper()}__{name.upper()}"
+                    raise ConfigError(
+                        f"{path}: [{section}] {name} is a secret; set it in the environment as {env}"
+                    )
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"invalid setting {where}: {first['msg']}{more}"

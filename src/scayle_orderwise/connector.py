@@ -1,0 +1,355 @@
+"""The :class:`Connector`: clients + mapper + store + alert sinks, one method per flow.
+
+Every flow method is one pass that is safe to repeat (run it on a schedule, from a webhook handler
+or by hand) and returns a :class:`~scayle_orderwise.sync.SyncResult` with counts per outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .alerts import AlertDispatcher, AlertSink, LoggingAlertSink, WebhookAlertSink
+from .config import ConnectorSettings, FlowSettings, InventorySettings
+from .errors import ConfigError
+from .mapping import MappingConfig, OrderMapper
+from .orderwise.client import OrderwiseClient
+from .scayle import webhooks
+from .scayle.client import ScayleClient
+from .store import IdempotencyStore, MemoryStore, State
+from .sync.context import FlowContext, SyncResult, utcnow
+from .sync.orders import ORDER_KIND, OrderSync, order_key
+
+if TYPE_CHECKING:
+    from .reconcile import ReconciliationReport, StockReport
+    from .sandbox import Sandbox
+
+__all__ = ["Connector", "Health", "WebhookOutcome", "open_store"]
+
+logger = logging.getLogger("scayle_orderwise.connector")
+
+
+@attrs.frozen
+class WebhookOutcome:
+    """What :meth:`Connector.ingest_webhook` did with one request."""
+
+    event: str
+    outcome: str  # "recorded", "duplicate", "ignored"
+    order_id: int | None = None
+
+
+@attrs.frozen
+class Health:
+    """A snapshot of the ledger for monitoring: counts, oldest pending/sent order, open alerts."""
+
+    counts: Mapping[str, int]
+    oldest_pending: datetime | None
+    oldest_sent: datetime | None
+    quarantined: int
+    open_alerts: tuple[tuple[str, str, str], ...]
+    checked_at: datetime
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is quarantined and no alert is open."""
+        return self.quarantined == 0 and not self.open_alerts
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "ok": self.ok,
+            "counts": dict(self.counts),
+            "oldest_pending": self.oldest_pending.isoformat() if self.oldest_pending else None,
+            "oldest_sent": self.oldest_sent.isoformat() if self.oldest_sent else None,
+            "quarantined": self.quarantined,
+            "open_alerts": [list(a) for a in self.open_alerts],
+            "checked_at": self.checked_at.isoformat(),
+        }
+
+
+def open_store(url: str) -> IdempotencyStore:
+    """Open a store from a URL: ``memory://``, ``sqlite:///path.db`` or ``postgresql://...``."""
+    if url.startswith("memory:"):
+        return MemoryStore()
+    if url.startswith("sqlite:///"):
+        from .store import SqliteStore
+
+        return SqliteStore(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        from .store import PostgresStore
+
+        return PostgresStore(url)
+    raise ConfigError(
+        f"unsupported store URL {url.split('://')[0]}://...: use memory://, sqlite:/// or postgresql://"
+    )
+
+
+class Connector:
+    """Connects one SCAYLE shop to one OrderWise installation.
+
+    ``worker_id`` names this worker in the ledger: it must be unique among live workers and stable
+    across restarts (a restarted worker takes back its own in-flight claims at once, while other
+    workers wait for the lease to expire). It defaults to the host name.
+    """
+
+    def __init__(
+        self,
+        *,
+        scayle: ScayleClient,
+        orderwise: OrderwiseClient,
+        store: IdempotencyStore | None = None,
+        mapper: OrderMapper | None = None,
+        alerts: Iterable[AlertSink] = (),
+        worker_id: str | None = None,
+        settings: ConnectorSettings | None = None,
+        clock: Any = None,
+    ) -> None:
+        self.settings = settings or ConnectorSettings()
+        self.scayle = scayle
+        self.orderwise = orderwise
+        self.store: IdempotencyStore = store if store is not None else MemoryStore()
+        self.mapper = mapper or OrderMapper(MappingConfig())
+        self.alerts: list[AlertSink] = list(alerts)
+        self.worker_id = worker_id or self.settings.worker_id or socket.gethostname()
+        self._clock = clock or utcnow
+        self._dispatcher = AlertDispatcher(self.alerts, clock=self._clock, state=self.store)
+        self.context = FlowContext(
+            scayle=self.scayle,
+            orderwise=self.orderwise,
+            store=self.store,
+            mapper=self.mapper,
+            alerts=self._dispatcher,
+            worker_id=self.worker_id,
+            flows=self.settings.flows,
+            inventory=self.settings.inventory,
+            status_map=dict(self.settings.orderwise.status_map) or None,
+            clock=self._clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"Connector(worker_id={self.worker_id!r}, store={type(self.store).__name__})"
+
+    # ----------------------------------------------------------------------------------- construction
+
+    @classmethod
+    def for_sandbox(
+        cls,
+        sandbox: Sandbox,
+        store: IdempotencyStore | None = None,
+        mapping: MappingConfig | OrderMapper | None = None,
+        alerts: Iterable[AlertSink] = (),
+        settings: ConnectorSettings | None = None,
+        worker_id: str | None = None,
+        *,
+        flows: FlowSettings | None = None,
+        inventory: InventorySettings | None = None,
+        clock: Any = None,
+    ) -> Connector:
+        """A connector wired to a :class:`~scayle_orderwise.sandbox.Sandbox` (``store=None``: memory)."""
+        base = settings or ConnectorSettings()
+        overrides: dict[str, Any] = {}
+        if flows is not None:
+            overrides["flows"] = flows
+        if inventory is not None:
+            overrides["inventory"] = inventory
+        elif base.inventory.default_warehouse is None:
+            overrides["inventory"] = base.inventory.model_copy(
+                update={"default_warehouse": sandbox.scayle.default_warehouse}
+            )
+        if overrides:
+            base = base.model_copy(update=overrides)
+        mapper = (
+            mapping if isinstance(mapping, OrderMapper) else OrderMapper(mapping or MappingConfig())
+        )
+        return cls(
+            scayle=sandbox.scayle_client(),
+            orderwise=sandbox.orderwise_client(),
+            store=store,
+            mapper=mapper,
+            alerts=alerts,
+            worker_id=worker_id or "sandbox-worker",
+            settings=base,
+            clock=clock,
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ConnectorSettings,
+        *,
+        alerts: Iterable[AlertSink] = (),
+        mapper: OrderMapper | None = None,
+        store: IdempotencyStore | None = None,
+    ) -> Connector:
+        """Build clients, store, mapper and alert sinks from :class:`ConnectorSettings`."""
+        s, o = settings.scayle, settings.orderwise
+        if not s.base_url or s.token is None:
+            raise ConfigError(
+                "SCAYLE base_url and token (SCAYLE_ORDERWISE_SCAYLE__TOKEN) are required"
+            )
+        if not o.api_root or not o.username or o.password is None:
+            raise ConfigError(
+                "OrderWise api_root, username and password (SCAYLE_ORDERWISE_ORDERWISE__PASSWORD) are required"
+            )
+        from .orderwise.client import ExportDefinitions
+
+        scayle = ScayleClient(
+            s.base_url,
+            s.token.get_secret_value(),
+            shop_key=s.shop_key,
+            country_code=s.country_code,
+            company_id=s.company_id,
+        )
+        exports = (
+            ExportDefinitions(**o.export_definitions)
+            if o.export_definitions
+            else ExportDefinitions()
+        )
+        orderwise = OrderwiseClient(
+            o.api_root,
+            o.username,
+            o.password.get_secret_value(),
+            session_id=o.session_id,
+            export_definitions=exports,
+            cancel_endpoint=o.cancel_endpoint,
+        )
+        sinks: list[AlertSink] = list(alerts)
+        if settings.alerts.log:
+            sinks.append(LoggingAlertSink())
+        if settings.alerts.webhook_url is not None:
+            sinks.append(WebhookAlertSink(settings.alerts.webhook_url.get_secret_value()))
+        return cls(
+            scayle=scayle,
+            orderwise=orderwise,
+            store=store if store is not None else open_store(settings.store.url),
+            mapper=mapper or OrderMapper(settings.mapping_config()),
+            alerts=sinks,
+            worker_id=settings.worker_id,
+            settings=settings,
+        )
+
+    # ------------------------------------------------------------------------------------------ flows
+
+    def sync_orders(self, *, poll: bool = True) -> SyncResult:
+        """Push confirmed SCAYLE orders to OrderWise exactly once (see :mod:`.sync.orders`)."""
+        return OrderSync(self.context).run(poll=poll)
+
+    def sync_fulfilments(self) -> SyncResult:
+        """Turn OrderWise despatches into SCAYLE shipments, once per package."""
+        from .sync.fulfilment import FulfilmentSync
+
+        return FulfilmentSync(self.context).run()
+
+    def sync_cancellations(self) -> SyncResult:
+        """Cancel in OrderWise what customers cancelled in SCAYLE (while possible), and vice versa."""
+        from .sync.cancellations import CancellationSync
+
+        return CancellationSync(self.context).run()
+
+    def sync_inventory(self) -> SyncResult:
+        """Push OrderWise free-stock changes to SCAYLE as shaped, changed-only deltas."""
+        from .sync.inventory import InventorySync
+
+        return InventorySync(self.context).run()
+
+    def sync_all(self) -> list[SyncResult]:
+        """Every flow once, in dependency order."""
+        return [
+            self.sync_orders(),
+            self.sync_cancellations(),
+            self.sync_fulfilments(),
+            self.sync_inventory(),
+        ]
+
+    def ingest_webhook(
+        self, body: bytes | str, headers: Mapping[str, str] | None = None
+    ) -> WebhookOutcome:
+        """Authenticate, parse and record one SCAYLE webhook; the work happens on the next pass.
+
+        Duplicates (same envelope ``key``) are recognised across workers through the store. The
+        order is never trusted from the payload: the flow re-reads it from the API.
+        """
+        s = self.settings.scayle
+        password = s.webhook_password.get_secret_value() if s.webhook_password else None
+        webhooks.authenticate(headers or {}, s.webhook_username, password)
+        event = webhooks.parse_event(body)
+        kind = webhooks.classify(event)
+        order_id = event.order_id
+        if not self.store.remember("webhook", event.dedupe_key):
+            return WebhookOutcome(event.event_name, "duplicate", order_id)
+        if kind == "other" or order_id is None:
+            return WebhookOutcome(event.event_name, "ignored", order_id)
+        if kind == "order":
+            self.store.ensure(order_key(order_id), kind=ORDER_KIND, subject=str(order_id))
+        else:
+            from .sync.cancellations import record_shop_cancellation
+
+            record_shop_cancellation(self.context, order_id, source=event.event_name)
+        logger.info("webhook %s recorded for order %s", event.event_name, order_id)
+        return WebhookOutcome(event.event_name, "recorded", order_id)
+
+    # -------------------------------------------------------------------------------- reconciliation
+
+    def reconcile(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> ReconciliationReport:
+        """Reconcile SCAYLE orders against OrderWise orders for a period (all orders by default)."""
+        from .sync.reconciliation import reconcile_period
+
+        return reconcile_period(self.context, since=since, until=until)
+
+    def export_postings(self, *, since: datetime, until: datetime) -> str:
+        """The period's batched financial postings as CSV (see :mod:`.reconcile.postings`)."""
+        from .sync.reconciliation import export_postings
+
+        return export_postings(self.context, since=since, until=until)
+
+    def reconcile_stock(self) -> StockReport:
+        """Full drift check: OrderWise free stock (after shaping) against SCAYLE stock per SKU/warehouse."""
+        from .sync.inventory import InventorySync
+
+        return InventorySync(self.context).drift_report()
+
+    # ------------------------------------------------------------------------------------ monitoring
+
+    def health(self) -> Health:
+        """Ledger counts, the oldest pending and sent orders, quarantined count, open alerts."""
+        counts = {str(state): n for state, n in self.store.counts(kind=ORDER_KIND).items()}
+        pending = self.store.oldest(State.PENDING, kind=ORDER_KIND)
+        sent = self.store.oldest(State.SENT, kind=ORDER_KIND)
+        return Health(
+            counts=counts,
+            oldest_pending=pending.created_at if pending else None,
+            oldest_sent=sent.updated_at if sent else None,
+            quarantined=counts.get(str(State.QUARANTINED), 0),
+            open_alerts=tuple(self._dispatcher.open_alerts()),
+            checked_at=self._clock(),
+        )
+
+    def release_quarantined(
+        self, order_id: int | str, *, reason: str = "released by a person"
+    ) -> None:
+        """Put a quarantined order back to ``pending`` so the next pass tries it again."""
+        key = order_key(order_id)
+        record = self.store.get(key)
+        if record is None or record.state != State.QUARANTINED:
+            raise ConfigError(f"order {order_id} is not quarantined")
+        self.store.mark(key, State.PENDING, reason=reason)
+
+    def close(self) -> None:
+        """Close the clients and the store."""
+        for thing in (self.scayle, self.orderwise, self.store):
+            close = getattr(thing, "close", None)
+            if callable(close):
+                close()
+
+    def __enter__(self) -> Connector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

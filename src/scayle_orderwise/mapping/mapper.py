@@ -1,0 +1,513 @@
+"""``OrderMapper``: a SCAYLE ``Order`` → ``MappedOrder`` (int minor units) → OrderWise ``SalesOrderCreate``.
+
+The steps, in order (DESIGN §3 mapping, ``reference/money-policy.md``):
+
+1. SCAYLE items are single units; they are grouped into lines, one per (SKU, unit gross after item
+   reductions, VAT rate, tax code). A line's key is its smallest SCAYLE item id. Lines worth 0 stay.
+2. Item-level reductions are already inside ``price.withTax``: mirrored, never recomputed.
+3. Order-level reductions (``cost.appliedReductions``, ``absoluteWithTax`` summed) are capped at the
+   goods total (P9); the rest is ``unused_voucher``. If the order adds up with them *outside* the
+   item prices, the applied amount is allocated over the lines by line gross (P7); if it adds up with
+   them already inside, nothing is allocated; otherwise ``InconsistentOrderError``.
+4. VAT per line on the line gross, half-up (P3, P5).
+5. Delivery fees are never re-priced: their gross is split over the tax codes of the deliverable
+   lines (P10, see :mod:`.shipping`). Other fees become service lines at their own VAT rate.
+6. Gift-card payments are payments, not discounts (P12).
+7. :meth:`MappedOrder.to_orderwise` builds the wire body (see :mod:`.wire`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import attrs
+from pydantic import ValidationError
+
+from ..errors import (
+    InconsistentOrderError,
+    MixedCurrencyError,
+    NegativeAmountError,
+    NonIntegralAmountError,
+    UnknownTaxRateError,
+)
+from ..money import exponent
+from ..orderwise.models import CustomerRef, DeliveryAddress, SalesOrderCreate
+from ..scayle.models import Fee, Order, OrderItem
+from .address import delivery_address_from
+from .config import MappingConfig, external_reference
+from .discounts import allocate_discount, decide_voucher
+from .errors import MalformedOrderError, UnmappedFeeError
+from .hooks import (
+    CustomerResolver,
+    DeliveryAddressResolver,
+    DeliveryMethodResolver,
+    PostProcessor,
+    SkuResolver,
+    TaxCodeResolver,
+)
+from .shipping import ShippingPart, delivery_groups, split_delivery
+from .sku import normalise_sku, variant_code_for
+from .tax import parse_rate, split_line_gross, tax_code_for
+from .wire import SubLine, WireContext, build_sales_order, split_line
+
+__all__ = ["MappedFee", "MappedLine", "MappedOrder", "MappedPayment", "OrderMapper"]
+
+
+@attrs.frozen
+class MappedLine:
+    """One OrderWise product line built from SCAYLE units; amounts in minor units.
+
+    ``sku`` is the SCAYLE SKU (trimmed); ``item_ids`` the SCAYLE item ids of its units (sorted);
+    ``key`` the smallest of them. ``unit_gross`` is SCAYLE's unit price after item reductions,
+    ``base = unit_gross * quantity``, ``discount`` the allocated order-level reduction,
+    ``gross = base - discount = net + vat``.
+    """
+
+    key: int
+    sku: str
+    quantity: int
+    unit_gross: int
+    base: int
+    discount: int
+    gross: int
+    net: int
+    vat: int
+    rate: Decimal
+    tax_code: str
+    item_ids: tuple[int, ...]
+    deliverable: bool = True
+
+    def sub_lines(self) -> tuple[SubLine, ...]:
+        """The OrderWise lines this line is sent as (P11: at most two, unit prices 1 apart)."""
+        return split_line(self.gross, self.vat, self.quantity, self.item_ids)
+
+
+@attrs.frozen
+class MappedFee:
+    """A fee other than delivery, sent as a service line at its own VAT rate."""
+
+    key: str
+    category: str | None
+    gross: int
+    net: int
+    vat: int
+    rate: Decimal
+    tax_code: str
+
+
+@attrs.frozen
+class MappedPayment:
+    """A SCAYLE payment; gift cards (``is_gift_card``) are payments, not discounts (P12)."""
+
+    key: str | None
+    amount: int
+    is_gift_card: bool = False
+    transaction_key: str | None = None
+
+
+@attrs.frozen
+class MappedOrder:
+    """A SCAYLE order mapped to the penny; every amount is ``int`` minor units of ``currency``.
+
+    ``total_gross`` = lines + shipping parts + fees, which equals SCAYLE's ``cost.withTax``.
+    ``voucher_requested`` is the sum of order-level reductions, ``voucher_applied`` the part
+    applied to the goods (capped, P9), ``unused_voucher`` the rest. ``voucher_in_item_prices`` says
+    SCAYLE had already put the reductions inside the item prices (then nothing was allocated).
+    """
+
+    order_id: int
+    external_reference: str
+    currency: str
+    lines: tuple[MappedLine, ...]
+    shipping: tuple[ShippingPart, ...]
+    fees: tuple[MappedFee, ...]
+    payments: tuple[MappedPayment, ...]
+    total_gross: int
+    total_net: int
+    total_vat: int
+    voucher_requested: int = 0
+    voucher_applied: int = 0
+    unused_voucher: int = 0
+    voucher_in_item_prices: bool = False
+    wire: WireContext | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def shipping_gross(self) -> int:
+        """The delivery charge (sum of the shipping parts)."""
+        return sum(p.gross for p in self.shipping)
+
+    @property
+    def goods_gross(self) -> int:
+        """Sum of the product lines' gross (after all discounts)."""
+        return sum(line.gross for line in self.lines)
+
+    @property
+    def gift_card_total(self) -> int:
+        """Amount paid with gift cards (payments, not discounts)."""
+        return sum(p.amount for p in self.payments if p.is_gift_card)
+
+    def item_ids_by_item_number(self) -> dict[int, tuple[int, ...]]:
+        """``orderLines[].itemNumber`` of the wire body → the SCAYLE item ids that line carries.
+
+        Lets the fulfilment flow turn despatched OrderWise lines back into SCAYLE units. Fee and
+        delivery lines carry no units and are absent.
+        """
+        result: dict[int, tuple[int, ...]] = {}
+        number = 0
+        for line in self.lines:
+            for sub in line.sub_lines():
+                number += 1
+                result[number] = sub.item_ids
+        return result
+
+    def to_orderwise(self) -> SalesOrderCreate:
+        """The OrderWise ``POST sales/order`` body (Decimal major units), after ``post_process``."""
+        if self.wire is None:
+            raise ValueError("this MappedOrder was not made by OrderMapper.map; no wire context")
+        payload = build_sales_order(self, self.wire)
+        if self.wire.post_process is not None:
+            payload = self.wire.post_process(payload, self, self.wire.order)
+            if not isinstance(payload, SalesOrderCreate):
+                raise TypeError("post_process must return a SalesOrderCreate")
+        return payload
+
+
+_INTEGRAL_MARKER = "integral number of minor units"
+
+
+def _validate(order: Order | Mapping[str, Any]) -> Order:
+    if isinstance(order, Order):
+        return order
+    try:
+        return Order.model_validate(order)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            if _INTEGRAL_MARKER in str(err.get("msg", "")):
+                where = ".".join(str(p) for p in err.get("loc", ()))
+                raise NonIntegralAmountError(
+                    f"{where} = {err.get('input')!r} is not a whole number of minor units"
+                ) from None
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise MalformedOrderError(
+            f"malformed SCAYLE order at {where}: {first.get('msg')}"
+        ) from None
+
+
+class OrderMapper:
+    """Map SCAYLE orders to OrderWise sales orders under a :class:`MappingConfig`.
+
+    Extend it by subclassing and overriding the hook methods (``resolve_sku``, ``resolve_tax_code``,
+    ``delivery_method``, ``customer``, ``delivery_address``, ``post_process``, and
+    ``is_deliverable``, ``fee_variant_code``, ``order_date``, ``external_reference``), or pass
+    callables for the first six as keyword arguments (see :mod:`scayle_orderwise.mapping.hooks`);
+    a callable wins over the method.
+    """
+
+    def __init__(
+        self,
+        config: MappingConfig | None = None,
+        *,
+        resolve_sku: SkuResolver | None = None,
+        resolve_tax_code: TaxCodeResolver | None = None,
+        delivery_method: DeliveryMethodResolver | None = None,
+        customer: CustomerResolver | None = None,
+        delivery_address: DeliveryAddressResolver | None = None,
+        post_process: PostProcessor | None = None,
+    ) -> None:
+        self.config = config if config is not None else MappingConfig()
+        self._resolve_sku: SkuResolver = resolve_sku or self.resolve_sku
+        self._resolve_tax_code: TaxCodeResolver = resolve_tax_code or self.resolve_tax_code
+        self._delivery_method: DeliveryMethodResolver = delivery_method or self.delivery_method
+        self._customer: CustomerResolver = customer or self.customer
+        self._delivery_address: DeliveryAddressResolver = delivery_address or self.delivery_address
+        self._post_process: PostProcessor = post_process or self.post_process
+
+    # ------------------------------------------------------------------ hooks (override these)
+
+    def resolve_sku(self, sku: str, item: OrderItem, order: Order) -> str:
+        """OrderWise variant code of a SCAYLE SKU; default ``sku_map`` or identity."""
+        return variant_code_for(sku, self.config)
+
+    def resolve_tax_code(self, rate: Decimal, sku: str | None, order: Order) -> str:
+        """OrderWise tax code of a VAT rate (``sku`` is ``None`` for fees and delivery)."""
+        return tax_code_for(rate, sku, self.config)
+
+    def delivery_method(self, order: Order) -> int | None:
+        """OrderWise ``deliveryMethodId``: first match of carrier, fee option/key, policy; else default."""
+        methods = self.config.delivery_methods
+        if methods:
+            candidates: list[str | None] = [p.carrier_key for p in order.packages]
+            if order.cost is not None:
+                for fee in order.cost.delivery_fees:
+                    candidates += [fee.option, fee.key]
+            if order.shipping is not None:
+                candidates.append(order.shipping.policy)
+            for candidate in candidates:
+                if candidate is not None and candidate in methods:
+                    return methods[candidate]
+        return self.config.default_delivery_method_id
+
+    def customer(self, order: Order) -> CustomerRef:
+        """OrderWise customer: the configured B2C account."""
+        return CustomerRef(account_number=self.config.customer_account)
+
+    def delivery_address(self, order: Order) -> DeliveryAddress | None:
+        """``customerDeliveryAddress`` from the SCAYLE shipping address (alpha-2 country code)."""
+        return delivery_address_from(order, self.config)
+
+    def post_process(
+        self, payload: SalesOrderCreate, mapped: MappedOrder, order: Order
+    ) -> SalesOrderCreate:
+        """Last change to the wire body; default: unchanged."""
+        return payload
+
+    def is_deliverable(self, sku: str, order: Order) -> bool:
+        """Whether a SKU takes a share of delivery; default: not in ``non_deliverable_skus``."""
+        return sku not in self.config.non_deliverable_skus
+
+    def fee_variant_code(self, fee: Fee, order: Order) -> str:
+        """OrderWise service code of a non-delivery fee: ``fee_variant_codes`` by key, then category."""
+        codes = self.config.fee_variant_codes
+        for name in (fee.key, fee.category):
+            if name is not None and name in codes:
+                return codes[name]
+        raise UnmappedFeeError(fee.key or fee.category or "?")
+
+    def order_date(self, order: Order) -> datetime:
+        """The order date: ``confirmedAt``, else ``createdAt``, else ``updatedAt`` (sent as UK time)."""
+        when = order.confirmed_at or order.created_at or order.updated_at
+        if when is None:
+            raise MalformedOrderError(f"order {order.id} has no confirmedAt or createdAt timestamp")
+        return when
+
+    def external_reference(self, order: Order | int) -> str:
+        """The ``eCommerceOrderNumber`` of an order or order id (``reference_format``, default
+        ``SCAYLE-<id>``); :func:`~scayle_orderwise.mapping.parse_external_reference` reverses it."""
+        return external_reference(order if isinstance(order, int) else order.id, self.config)
+
+    # ------------------------------------------------------------------ mapping
+
+    def map(self, order: Order | Mapping[str, Any]) -> MappedOrder:
+        """Map one order; raises a ``MappingError`` subclass naming the offending value.
+
+        ``order`` is a validated :class:`~scayle_orderwise.scayle.models.Order` or its JSON dict.
+        """
+        order = _validate(order)
+        currency = self._currency(order)
+        cost = order.cost
+        if cost is None or cost.with_tax is None:
+            raise InconsistentOrderError(f"order {order.id} has no cost.withTax total")
+        if not order.items:
+            raise InconsistentOrderError(f"order {order.id} has no items")
+
+        # 1-2. group units into lines; prices mirrored from SCAYLE
+        groups: dict[tuple[str, int, Decimal, str], list[OrderItem]] = {}
+        codes: dict[tuple[Decimal, str], str] = {}
+        goods = 0
+        for item in order.items:
+            price = item.price
+            unit = price.with_tax if price is not None else None
+            if unit is None:
+                raise InconsistentOrderError(f"item {item.id} has no price.withTax")
+            if unit < 0:
+                raise NegativeAmountError(f"item {item.id} has a negative price {unit}")
+            if item.currency is not None and item.currency.upper() != currency:
+                raise MixedCurrencyError(
+                    f"item {item.id} is in {item.currency}, the order in {currency}"
+                )
+            sku = normalise_sku(item.sku)
+            raw_rate = price.tax.vat.rate if price.tax and price.tax.vat else None  # type: ignore[union-attr]
+            if raw_rate is None:
+                raise UnknownTaxRateError(None, f"item {item.id} (SKU {sku!r}) has no VAT rate")
+            rate = parse_rate(raw_rate)
+            code = codes.get((rate, sku))
+            if code is None:
+                code = self._resolve_tax_code(rate, sku, order)
+                codes[(rate, sku)] = code
+            groups.setdefault((sku, unit, rate, code), []).append(item)
+            goods += unit
+
+        # fees and reductions
+        delivery_fees: list[tuple[int, Decimal | None]] = []
+        other_fees: list[tuple[Fee, int]] = []
+        fees_total = 0
+        for fee in cost.applied_fees:
+            amount = fee.amount.with_tax if fee.amount is not None else None
+            name = fee.key or fee.category
+            if amount is None:
+                raise InconsistentOrderError(f"fee {name!r} has no amount.withTax")
+            if amount < 0:
+                raise NegativeAmountError(f"fee {name!r} has a negative amount {amount}")
+            fees_total += amount
+            if fee.is_delivery:
+                fee_rate = fee.tax.vat.rate if fee.tax and fee.tax.vat else None
+                delivery_fees.append((amount, fee_rate))
+            elif amount:
+                other_fees.append((fee, amount))
+        requested = 0
+        for reduction in cost.applied_reductions:
+            value = reduction.amount.absolute_with_tax if reduction.amount is not None else None
+            if value is None:
+                raise InconsistentOrderError(
+                    f"order reduction {reduction.code or reduction.category!r} has no absoluteWithTax"
+                )
+            if value < 0:
+                raise NegativeAmountError(f"order reduction has a negative amount {value}")
+            requested += value
+
+        # 3. order-level reductions
+        decision = decide_voucher(
+            goods=goods, fees=fees_total, requested=requested, order_total=cost.with_tax
+        )
+        keyed = sorted(groups.items(), key=lambda kv: min(i.id for i in kv[1]))
+        bases = [unit * len(items) for (_, unit, _, _), items in keyed]
+        keys = [min(i.id for i in items) for _, items in keyed]
+        discounts = allocate_discount(decision.to_allocate, bases, keys)
+
+        # 4. VAT per line
+        lines: list[MappedLine] = []
+        variant_codes: dict[int, str] = {}
+        for ((sku, unit, rate, code), items), base, key, discount in zip(
+            keyed, bases, keys, discounts, strict=True
+        ):
+            gross = base - discount
+            net, vat = split_line_gross(gross, rate)
+            ids = tuple(sorted(i.id for i in items))
+            first = next(i for i in items if i.id == key)
+            variant_codes[key] = self._resolve_sku(sku, first, order)
+            lines.append(
+                MappedLine(
+                    key=key,
+                    sku=sku,
+                    quantity=len(items),
+                    unit_gross=unit,
+                    base=base,
+                    discount=discount,
+                    gross=gross,
+                    net=net,
+                    vat=vat,
+                    rate=rate,
+                    tax_code=code,
+                    item_ids=ids,
+                    deliverable=self.is_deliverable(sku, order),
+                )
+            )
+
+        # 5. delivery and other fees
+        shipping = self._shipping(order, lines, delivery_fees)
+        fees: list[MappedFee] = []
+        fee_codes: list[str] = []
+        for fee, gross in other_fees:
+            fee_rate = fee.tax.vat.rate if fee.tax and fee.tax.vat else None
+            name = fee.key or fee.category or "?"
+            if fee_rate is None:
+                raise UnknownTaxRateError(None, f"fee {name!r} has no VAT rate")
+            rate = parse_rate(fee_rate)
+            net, vat = split_line_gross(gross, rate)
+            code = self._resolve_tax_code(rate, None, order)
+            fee_codes.append(self.fee_variant_code(fee, order))
+            fees.append(MappedFee(name, fee.category, gross, net, vat, rate, code))
+
+        # 6. payments
+        payments = []
+        for payment in order.payment:
+            amount = payment.amount or 0
+            if amount < 0:
+                raise NegativeAmountError(f"payment {payment.key!r} has a negative amount {amount}")
+            payments.append(
+                MappedPayment(payment.key, amount, payment.is_gift_card, payment.transaction_key)
+            )
+
+        total_gross = sum(x.gross for x in lines) + sum(p.gross for p in shipping)
+        total_vat = sum(x.vat for x in lines) + sum(p.vat for p in shipping)
+        total_gross += sum(f.gross for f in fees)
+        total_vat += sum(f.vat for f in fees)
+        if total_gross != cost.with_tax:  # pragma: no cover - guaranteed by decide_voucher
+            raise InconsistentOrderError(
+                f"mapped total {total_gross} differs from cost.withTax {cost.with_tax}"
+            )
+        delivery_method_id = self._delivery_method(order)
+        address = self._delivery_address(order)
+        if address is not None and address.delivery_method_id is None and delivery_method_id:
+            address = address.model_copy(update={"delivery_method_id": delivery_method_id})
+        context = WireContext(
+            config=self.config,
+            order=order,
+            variant_codes=variant_codes,
+            fee_codes=tuple(fee_codes),
+            customer=self._customer(order),
+            delivery_method_id=delivery_method_id,
+            delivery_address=address,
+            order_date=self.order_date(order),
+            post_process=self._post_process,
+        )
+        return MappedOrder(
+            order_id=order.id,
+            external_reference=self.external_reference(order),
+            currency=currency,
+            lines=tuple(lines),
+            shipping=shipping,
+            fees=tuple(fees),
+            payments=tuple(payments),
+            total_gross=total_gross,
+            total_net=total_gross - total_vat,
+            total_vat=total_vat,
+            voucher_requested=decision.requested,
+            voucher_applied=decision.applied,
+            unused_voucher=decision.unused,
+            voucher_in_item_prices=decision.in_item_prices,
+            wire=context,
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _currency(self, order: Order) -> str:
+        currency = order.currency_code
+        if not currency:
+            found = {i.currency.upper() for i in order.items if i.currency}
+            if len(found) > 1:
+                raise MixedCurrencyError(f"order {order.id} mixes currencies {sorted(found)}")
+            currency = found.pop() if found else None
+        if not currency:
+            raise MalformedOrderError(f"order {order.id} has no currencyCode")
+        currency = currency.upper()
+        try:
+            exponent(currency)
+        except ValueError:
+            raise MalformedOrderError(f"unknown currency code {currency!r}") from None
+        return currency
+
+    def _shipping(
+        self,
+        order: Order,
+        lines: list[MappedLine],
+        delivery_fees: list[tuple[int, Decimal | None]],
+    ) -> tuple[ShippingPart, ...]:
+        total = sum(amount for amount, _ in delivery_fees)
+        if total == 0:
+            return ()
+        groups = delivery_groups(
+            (line.tax_code, line.rate, line.gross, line.base) for line in lines if line.deliverable
+        )
+        if groups:
+            return split_delivery(total, groups)
+        # No deliverable goods: each delivery fee keeps its own rate.
+        by_rate: dict[Decimal, int] = {}
+        for amount, raw_rate in delivery_fees:
+            if not amount:
+                continue
+            if raw_rate is None:
+                raise UnknownTaxRateError(None, "delivery fee has no VAT rate")
+            rate = parse_rate(raw_rate)
+            by_rate[rate] = by_rate.get(rate, 0) + amount
+        parts = []
+        for rate, gross in sorted(by_rate.items()):
+            net, vat = split_line_gross(gross, rate)
+            parts.append(
+                ShippingPart(self._resolve_tax_code(rate, None, order), rate, gross, net, vat)
+            )
+        return tuple(parts)

@@ -1,0 +1,160 @@
+"""Bounded-memory plumbing for reconciliation: external sort, grouping by key and merge join.
+
+A sorted stream is grouped and merge-joined holding only the current key group of each side.
+An unsorted stream is sorted externally: chunks of ``chunk_size`` items are sorted in memory and,
+once there is more than one chunk, spilled to anonymous temporary files (pickled, deleted on close)
+and merged back lazily with :func:`heapq.merge`, which holds one small batch per run. Memory is then
+O(chunk_size) items while reading and O(number of runs) while merging, whatever the input size, at
+the cost of writing each item to disk once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import operator
+import pickle
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any, TypeVar
+
+import attrs
+
+from ..errors import ConnectorError
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+__all__ = [
+    "UnsortedInputError",
+    "external_sort",
+    "group_sorted",
+    "merge_join",
+    "sorted_by_reference",
+]
+
+
+class UnsortedInputError(ConnectorError, ValueError):
+    """A stream declared sorted (``presorted=True``) is not sorted by reference."""
+
+
+_BATCH = 256  # items per pickle record: fewer calls, and a merge holds one batch per run
+
+
+def _spill(items: list[T]) -> IO[bytes]:
+    handle = tempfile.TemporaryFile()  # noqa: SIM115 - closed by external_sort
+    for start in range(0, len(items), _BATCH):
+        pickle.dump(items[start : start + _BATCH], handle, protocol=pickle.HIGHEST_PROTOCOL)
+    handle.seek(0)
+    return handle
+
+
+def _read_run(handle: IO[bytes]) -> Iterator[T]:
+    while True:
+        try:
+            batch: list[T] = pickle.load(handle)
+        except EOFError:
+            return
+        yield from batch
+
+
+def external_sort(
+    items: Iterable[T], key: Callable[[T], str], *, chunk_size: int = 20_000
+) -> Iterator[T]:
+    """Yield ``items`` sorted by ``key`` (stable), holding at most about ``chunk_size`` in memory."""
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    runs: list[IO[bytes]] = []
+    buffer: list[T] = []
+    try:
+        for item in items:
+            buffer.append(item)
+            if len(buffer) >= chunk_size:
+                buffer.sort(key=key)
+                runs.append(_spill(buffer))
+                buffer = []
+        buffer.sort(key=key)
+        if not runs:
+            yield from buffer
+            return
+        if buffer:
+            runs.append(_spill(buffer))
+            buffer = []
+        # heapq.merge is stable across its inputs, so equal keys keep their input order; it holds
+        # one item per run.
+        yield from heapq.merge(*(_read_run(run) for run in runs), key=key)
+    finally:
+        for run in runs:
+            run.close()
+
+
+def group_sorted(
+    items: Iterable[T], key: Callable[[T], str], *, side: str
+) -> Iterator[tuple[str, list[T]]]:
+    """Group a stream sorted by ``key`` into ``(key, items)``; raise if it goes backwards."""
+    current: str | None = None
+    group: list[T] = []
+    for position, item in enumerate(items):
+        k = key(item)
+        if current is not None and k < current:
+            raise UnsortedInputError(
+                f"{side} input is not sorted by reference: {k!r} (item {position}) comes after "
+                f"{current!r}; sort both inputs by reference or call without presorted=True"
+            )
+        if k != current:
+            if current is not None:
+                yield current, group
+            current, group = k, [item]
+        else:
+            group.append(item)
+    if current is not None:
+        yield current, group
+
+
+def merge_join(
+    left: Iterator[tuple[str, list[T]]], right: Iterator[tuple[str, list[U]]]
+) -> Iterator[tuple[str, list[T], list[U]]]:
+    """Full outer join of two key-grouped sorted streams; a missing side is an empty list."""
+    lnext = next(left, None)
+    rnext = next(right, None)
+    while lnext is not None or rnext is not None:
+        if rnext is None or (lnext is not None and lnext[0] < rnext[0]):
+            assert lnext is not None
+            yield lnext[0], lnext[1], []
+            lnext = next(left, None)
+        elif lnext is None or rnext[0] < lnext[0]:
+            yield rnext[0], [], rnext[1]
+            rnext = next(right, None)
+        else:
+            yield lnext[0], lnext[1], rnext[1]
+            lnext = next(left, None)
+            rnext = next(right, None)
+
+
+def sorted_by_reference(items: Iterable[T], cls: type[T], *, chunk_size: int) -> Iterator[T]:
+    """External sort by ``.reference`` of attrs instances of ``cls``.
+
+    Exact instances of ``cls`` travel as plain tuples (several times cheaper to pickle than attrs
+    slotted instances) and are rebuilt without re-running validators; anything else (subclasses,
+    duck-typed objects) travels as is.
+    """
+    names = tuple(a.name for a in attrs.fields(cls))  # type: ignore[arg-type]
+    at = names.index("reference")
+    get = operator.attrgetter(*names)
+    new = object.__new__
+    put = object.__setattr__
+
+    def encode(item: T) -> Any:
+        return get(item) if type(item) is cls else item
+
+    def decode(value: Any) -> T:
+        if type(value) is not tuple:
+            return value  # type: ignore[no-any-return]
+        obj = new(cls)
+        for name, field_value in zip(names, value, strict=True):
+            put(obj, name, field_value)
+        return obj
+
+    def key(value: Any) -> str:
+        return value[at] if type(value) is tuple else value.reference  # type: ignore[no-any-return]
+
+    return map(decode, external_sort(map(encode, items), key, chunk_size=chunk_size))

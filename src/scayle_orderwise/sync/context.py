@@ -1,0 +1,99 @@
+"""What every flow needs (clients, store, mapper, alerts, settings, clock) and its result type."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ..alerts import AlertDispatcher
+from ..config import FlowSettings, InventorySettings
+
+if TYPE_CHECKING:
+    from ..mapping import OrderMapper
+    from ..orderwise.client import OrderwiseClient
+    from ..scayle.client import ScayleClient
+    from ..store import IdempotencyStore
+
+__all__ = ["FlowContext", "SyncResult", "utcnow"]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+@attrs.define
+class FlowContext:
+    """Shared dependencies of the flows; built by the connector."""
+
+    scayle: ScayleClient
+    orderwise: OrderwiseClient
+    store: IdempotencyStore
+    mapper: OrderMapper
+    alerts: AlertDispatcher
+    worker_id: str
+    flows: FlowSettings = attrs.field(factory=FlowSettings)
+    inventory: InventorySettings = attrs.field(factory=InventorySettings)
+    status_map: dict[str, Any] | None = None
+    clock: Callable[[], datetime] = utcnow
+    logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger("scayle_orderwise.sync"))
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim is held before another worker may take it."""
+        return timedelta(seconds=self.flows.lease_seconds)
+
+    def backoff(self, attempts: int) -> timedelta:
+        """Exponential backoff for a record that failed ``attempts`` times (capped)."""
+        base = self.flows.backoff_base_seconds
+        seconds = min(self.flows.backoff_max_seconds, base * (2 ** max(0, attempts - 1)))
+        return timedelta(seconds=seconds)
+
+    def log(self, event: str, **fields: Any) -> None:
+        """One structured log line: ``event`` plus key=value fields (also in ``extra``)."""
+        text = " ".join(f"{k}={v}" for k, v in fields.items())
+        self.logger.info("%s %s", event, text, extra={"event": event, **fields})
+
+
+@attrs.define
+class SyncResult:
+    """Counts per outcome of one pass of a flow, e.g. ``result["pushed"]`` or ``result.pushed``."""
+
+    flow: str
+    counts: Counter[str] = attrs.field(factory=Counter)
+    errors: list[str] = attrs.field(factory=list)
+
+    def add(self, outcome: str, n: int = 1) -> None:
+        """Count ``n`` more of ``outcome``."""
+        self.counts[outcome] += n
+
+    def __getitem__(self, outcome: str) -> int:
+        return self.counts[outcome]
+
+    def __getattr__(self, name: str) -> int:
+        if name.startswith("_") or name in {"flow", "counts", "errors"}:
+            raise AttributeError(name)
+        return self.counts[name]
+
+    def merge(self, other: SyncResult) -> SyncResult:
+        """Add another result's counts and errors to this one."""
+        self.counts.update(other.counts)
+        self.errors.extend(other.errors)
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "flow": self.flow,
+            "counts": dict(sorted(self.counts.items())),
+            "errors": list(self.errors),
+        }
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{k}={v}" for k, v in sorted(self.counts.items()) if v)
+        return f"{self.flow}: {parts or 'nothing to do'}"

@@ -15,6 +15,10 @@ PG_DSN_ENV = "SCAYLE_ORDERWISE_TEST_PG_DSN"
 def pg_dsn() -> str:
     """The test PostgreSQL DSN; skips the test when the environment variable is unset."""
     dsn = os.environ.get(PG_DSN_ENV)
+    if not dsn and os.environ.get("SCAYLE_ORDERWISE_REQUIRE_PG"):
+        pytest.fail(
+            f"{PG_DSN_ENV} is not set but SCAYLE_ORDERWISE_REQUIRE_PG is: CI must run these"
+        )
     if not dsn:
         pytest.skip(
             f"PostgreSQL tests need {PG_DSN_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/postgres)"

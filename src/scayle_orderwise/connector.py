@@ -95,6 +95,9 @@ class Connector:
     ``worker_id`` names this worker in the ledger: it must be unique among live workers and stable
     across restarts (a restarted worker takes back its own in-flight claims at once, while other
     workers wait for the lease to expire). It defaults to the host name.
+
+    ``clock`` (a callable returning an aware UTC datetime) is the flows' notion of "now"; a store
+    passed in should use the same clock (the default ``MemoryStore`` does).
     """
 
     def __init__(
@@ -112,7 +115,7 @@ class Connector:
         self.settings = settings or ConnectorSettings()
         self.scayle = scayle
         self.orderwise = orderwise
-        self.store: IdempotencyStore = store if store is not None else MemoryStore()
+        self.store: IdempotencyStore = store if store is not None else MemoryStore(clock=clock)
         self.mapper = mapper or OrderMapper(MappingConfig())
         self.alerts: list[AlertSink] = list(alerts)
         self.worker_id = worker_id or self.settings.worker_id or socket.gethostname()

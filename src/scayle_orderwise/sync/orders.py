@@ -158,17 +158,43 @@ class OrderSync:
     def push_due(self, result: SyncResult, cache: dict[int, Order]) -> None:
         """Claim and process due order records in batches until none is left."""
         ctx = self.ctx
+        started = ctx.clock()
         seen: set[str] = set()
         while True:
+            # Claiming "as of" the start of the pass keeps records re-queued during it for the next one.
             batch = ctx.store.claim_next(
-                ORDER_KIND, owner=ctx.worker_id, lease=ctx.lease, limit=ctx.flows.batch_size
+                ORDER_KIND,
+                owner=ctx.worker_id,
+                lease=ctx.lease,
+                limit=ctx.flows.batch_size,
+                now=started,
             )
-            batch = [r for r in batch if r.key not in seen]
-            if not batch:
-                return
+            fresh = [r for r in batch if r.key not in seen]
             for record in batch:
+                if record.key in seen:  # taken again within one pass: leave it for the next pass
+                    self._requeue(record)
+            if not fresh:
+                return
+            for record in fresh:
                 seen.add(record.key)
                 self.process(record, cache, result)
+
+    def _requeue(self, record: Record) -> None:
+        ctx = self.ctx
+        to_state = (
+            record.claimed_from
+            if record.claimed_from in (State.PENDING, State.SENT)
+            else State.PENDING
+        )
+        if record.may_have_been_sent:
+            to_state = State.SENT
+        ctx.store.transition(
+            record.key,
+            to_state,
+            owner=ctx.worker_id,
+            reason=record.reason,
+            next_attempt_at=ctx.clock(),
+        )
 
     def process(self, record: Record, cache: dict[int, Order], result: SyncResult) -> None:
         """Take one claimed order record as far as it can go; never raises for one bad order."""

@@ -1,0 +1,350 @@
+"""Orders SCAYLE → OrderWise exactly once: the fault matrix of anchors.md §C.6 through the sandbox."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from flow_helpers import (
+    add_orders,
+    calls,
+    order_json,
+    orderwise_orders_per_reference,
+    stocked_sandbox,
+)
+from scayle_orderwise.alerts import AlertKind, MemoryAlertSink
+from scayle_orderwise.config import ConnectorSettings, FlowSettings, ScayleSettings
+from scayle_orderwise.connector import Connector
+from scayle_orderwise.errors import MalformedWebhookError, WebhookAuthError
+from scayle_orderwise.mapping import MappingConfig
+from scayle_orderwise.sandbox import Faults, SimulatedCrash
+from scayle_orderwise.store import MemoryStore, SqliteStore, State
+
+FAST = FlowSettings(backoff_base_seconds=0, resend_grace_seconds=0)
+
+
+def connector_for(sandbox, store=None, *, worker_id="w1", flows=FAST, **kwargs):  # type: ignore[no-untyped-def]
+    return Connector.for_sandbox(sandbox, store=store, worker_id=worker_id, flows=flows, **kwargs)
+
+
+def assert_exactly_once(sandbox, order_ids) -> None:  # type: ignore[no-untyped-def]
+    per_ref = orderwise_orders_per_reference(sandbox)
+    for order_id in order_ids:
+        assert per_ref[f"SCAYLE-{order_id}"] == 1, (
+            f"order {order_id}: {per_ref[f'SCAYLE-{order_id}']} sales orders"
+        )
+
+
+def test_happy_path_pushes_once_and_writes_reference_back() -> None:
+    sandbox = stocked_sandbox()
+    ids = add_orders(sandbox, range(1001, 1006))
+    connector = connector_for(sandbox)
+    result = connector.sync_orders()
+    assert result.pushed == 5 and result.discovered == 5
+    assert_exactly_once(sandbox, ids)
+    for order_id in ids:
+        record = connector.store.get(f"order:{order_id}")
+        assert record is not None and record.state == State.ACKNOWLEDGED
+        assert record.external_id is not None
+        assert sandbox.scayle.orders[order_id]["referenceKey"] == f"SCAYLE-{order_id}"
+        assert record.payload["lines"] and all(line["item_ids"] for line in record.payload["lines"])
+    again = connector.sync_orders()
+    assert again.pushed == 0 and len(sandbox.orderwise.sales_orders) == 5
+
+
+def test_steady_state_uses_two_writes_per_order_and_no_lookups() -> None:
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, range(1, 21))
+    connector_for(sandbox).sync_orders()
+    assert calls(sandbox.orderwise, "POST", "sales/order") == 20
+    assert calls(sandbox.orderwise, "POST", "export-definition") == 0  # no lookups without a doubt
+    assert calls(sandbox.scayle, "PUT", "reference-key") == 20
+    assert calls(sandbox.scayle, "GET", "/orders/") == 0  # polled orders are not fetched again
+
+
+def test_lost_response_after_commit_is_adopted_not_resent() -> None:
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, [2001])
+    connector = connector_for(sandbox)
+    sandbox.orderwise.injector.faults = Faults(timeout_after_commit_rate=1.0)
+    first = connector.sync_orders()
+    assert first.ambiguous == 1
+    assert connector.store.get("order:2001").state == State.SENT  # type: ignore[union-attr]
+    sandbox.orderwise.injector.faults = Faults()
+    second = connector.sync_orders()
+    assert second.adopted == 1 and second.pushed == 0
+    assert_exactly_once(sandbox, [2001])
+    record = connector.store.get("order:2001")
+    assert record is not None and record.state == State.ACKNOWLEDGED
+    assert sandbox.scayle.orders[2001]["referenceKey"] == "SCAYLE-2001"
+
+
+def test_timeout_before_commit_sends_exactly_once_later() -> None:
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, [2101])
+    connector = connector_for(sandbox)
+    sandbox.orderwise.injector.faults = Faults(timeout_before_rate=1.0)
+    first = connector.sync_orders()
+    assert first.pushed == 0 and len(sandbox.orderwise.sales_orders) == 0
+    sandbox.orderwise.injector.faults = Faults()
+    second = connector.sync_orders()
+    assert second.pushed == 1
+    assert_exactly_once(sandbox, [2101])
+
+
+def test_crash_between_create_and_ledger_update_is_adopted_after_restart(tmp_path: Path) -> None:
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, [2201, 2202])
+    store = SqliteStore(tmp_path / "ledger.db")
+    sandbox.orderwise.injector.faults = Faults(crash_after_commit_rate=1.0)
+    with pytest.raises(SimulatedCrash):
+        connector_for(sandbox, store).sync_orders()
+    sandbox.orderwise.injector.faults = Faults()
+    store.close()
+    restarted = connector_for(sandbox, SqliteStore(tmp_path / "ledger.db"))  # same worker id
+    result = restarted.sync_orders()
+    assert result.adopted == 1 and result.pushed == 1
+    assert_exactly_once(sandbox, [2201, 2202])
+
+
+def test_another_worker_waits_for_the_lease_of_a_dead_worker(tmp_path: Path) -> None:
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, [2301])
+    path = tmp_path / "ledger.db"
+    now = [sandbox.clock.utcnow()]
+    clock = lambda: now[0]  # noqa: E731
+    sandbox.orderwise.injector.faults = Faults(crash_after_commit_rate=1.0)
+    with pytest.raises(SimulatedCrash):
+        connector_for(
+            sandbox, SqliteStore(path, clock=clock), worker_id="dead", clock=clock
+        ).sync_orders()
+    sandbox.orderwise.injector.faults = Faults()
+    other = connector_for(sandbox, SqliteStore(path, clock=clock), worker_id="other", clock=clock)
+    assert other.sync_orders().adopted == 0  # the dead worker's lease still holds
+    assert other.store.get("order:2301").state == State.IN_FLIGHT  # type: ignore[union-attr]
+    now[0] += timedelta(seconds=FAST.lease_seconds + 1)
+    assert other.sync_orders().adopted == 1
+    assert_exactly_once(sandbox, [2301])
+
+
+def test_concurrent_workers_never_duplicate(tmp_path: Path) -> None:
+    sandbox = stocked_sandbox()
+    ids = add_orders(sandbox, range(3001, 3061))
+    path = tmp_path / "ledger.db"
+    errors: list[BaseException] = []
+
+    def work(worker: str) -> None:
+        try:
+            connector_for(sandbox, SqliteStore(path), worker_id=worker).sync_orders()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert_exactly_once(sandbox, ids)
+    assert len(sandbox.orderwise.sales_orders) == len(ids)
+
+
+def test_rate_limit_bursts_and_server_errors_lose_nothing() -> None:
+    sandbox = stocked_sandbox(seed=3)
+    ids = add_orders(sandbox, range(4001, 4041))
+    connector = connector_for(sandbox)
+    sandbox.faults = Faults(rate_limit_rate=0.3, error_rate=0.1, seed=5)
+    for _ in range(6):
+        connector.sync_orders()
+    sandbox.faults = Faults()
+    for _ in range(3):
+        connector.sync_orders()
+    assert_exactly_once(sandbox, ids)
+    assert sandbox.injected.get("rate_limit", 0) > 0
+    counts = connector.store.counts(kind="order")
+    assert counts[State.ACKNOWLEDGED] == len(ids)
+
+
+def test_unknown_sku_in_sku_map_is_quarantined_with_reason_and_alert() -> None:
+    sandbox = stocked_sandbox()
+    sandbox.scayle.add_order(order_json(5001, lines=[("SKU-NOT-MAPPED", 1000, 1, "0.20")]))
+    add_orders(sandbox, [5002])
+    sink = MemoryAlertSink()
+    mapping = MappingConfig(
+        sku_map={
+            sku: sku
+            for sku in ("SKU-TEE-BLK-M", "SKU-BOOK-01", "SKU-MUG-02", "SKU-CAP-03", "SKU-TEE-WHT-L")
+        }
+    )
+    connector = connector_for(sandbox, mapping=mapping, alerts=[sink])
+    result = connector.sync_orders()
+    assert result.quarantined == 1 and result.pushed == 1
+    record = connector.store.get("order:5001")
+    assert record is not None and record.state == "quarantined"
+    assert "unknown_sku" in (record.reason or "") and "SKU-NOT-MAPPED" in (record.reason or "")
+    assert [a.subject for a in sink.of_kind(AlertKind.ORDER_QUARANTINED)] == ["5001"]
+    connector.sync_orders()  # the same cause does not alert twice
+    assert len(sink.of_kind(AlertKind.ORDER_QUARANTINED)) == 1
+
+
+def test_variant_unknown_to_orderwise_is_quarantined_then_released() -> None:
+    sandbox = stocked_sandbox()
+    sandbox.scayle.add_order(order_json(5101, lines=[("SKU-NEW-IN", 1000, 1, "0.20")]))
+    connector = connector_for(sandbox)
+    connector.sync_orders()
+    record = connector.store.get("order:5101")
+    assert record is not None and record.state == State.QUARANTINED
+    assert "SKU-NEW-IN" in (record.reason or "")
+    sandbox.orderwise.add_variant("SKU-NEW-IN")
+    connector.release_quarantined(5101)
+    assert connector.sync_orders().pushed == 1
+    assert_exactly_once(sandbox, [5101])
+
+
+def test_unconfirmed_orders_are_not_imported_and_cancelled_ones_are_recorded() -> None:
+    sandbox = stocked_sandbox()
+    sandbox.scayle.add_order(order_json(6001, status="payment_pending", order_code="order_pended"))
+    add_orders(sandbox, [6002])
+    sandbox.scayle.cancel_order(6002)
+    connector = connector_for(sandbox)
+    result = connector.sync_orders()
+    assert result.not_confirmed == 1 and result.cancelled_before_import == 1
+    assert sandbox.orderwise.sales_orders == []
+    assert connector.store.get("order:6001") is None
+    record = connector.store.get("order:6002")
+    assert record is not None and record.state == State.CANCELLED
+
+
+def _envelope(order_id: int, event: str = "order-confirmed", key: str | None = None) -> bytes:
+    return json.dumps(
+        {
+            "key": key or f"evt-{event}-{order_id}",
+            "meta": {"tenantKey": "acme"},
+            "occurredAt": "2026-05-04T09:12:45+00:00",
+            "type": event,
+            "version": 1,
+            "payload": {"id": order_id},
+        }
+    ).encode()
+
+
+def test_duplicate_and_out_of_order_webhooks() -> None:
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, [7001, 7002])
+    sandbox.scayle.cancel_order(7002)
+    connector = connector_for(sandbox)
+    assert connector.ingest_webhook(_envelope(7001)).outcome == "recorded"
+    assert connector.ingest_webhook(_envelope(7001)).outcome == "duplicate"
+    # the cancellation of 7002 arrives before its confirmation
+    assert connector.ingest_webhook(_envelope(7002, "order-cancelled")).outcome == "recorded"
+    assert connector.ingest_webhook(_envelope(7002)).outcome == "recorded"
+    result = connector.sync_orders(poll=False)
+    assert result.pushed == 1
+    assert_exactly_once(sandbox, [7001])
+    assert orderwise_orders_per_reference(sandbox)["SCAYLE-7002"] == 0
+    assert connector.store.get("order:7002").state == State.CANCELLED  # type: ignore[union-attr]
+
+
+def test_webhook_payload_is_never_trusted_for_money() -> None:
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, [7101])
+    connector = connector_for(sandbox)
+    forged = json.loads(_envelope(7101))
+    forged["payload"] = {"id": 7101, "cost": {"withTax": 1}, "items": []}
+    connector.ingest_webhook(json.dumps(forged))
+    connector.sync_orders(poll=False)
+    body = sandbox.orderwise.sales_orders[0]
+    assert (
+        body["orderHeader"]["orderGross"]
+        == Decimal(sandbox.scayle.orders[7101]["cost"]["withTax"]) / 100
+    )
+
+
+def test_malformed_and_unauthenticated_webhooks_are_refused() -> None:
+    sandbox = stocked_sandbox()
+    settings = ConnectorSettings(
+        scayle=ScayleSettings(webhook_username="scayle", webhook_password="s3cret")
+    )
+    connector = connector_for(sandbox, settings=settings)
+    good = {"Authorization": "Basic " + base64.b64encode(b"scayle:s3cret").decode()}
+    with pytest.raises(MalformedWebhookError):
+        connector.ingest_webhook(b"{not json", good)
+    with pytest.raises(MalformedWebhookError):
+        connector.ingest_webhook(b"", good)
+    with pytest.raises(WebhookAuthError) as info:
+        connector.ingest_webhook(
+            _envelope(1), {"Authorization": "Basic " + base64.b64encode(b"scayle:wrong").decode()}
+        )
+    assert "wrong" not in str(info.value) and "s3cret" not in str(info.value)
+    with pytest.raises(WebhookAuthError):
+        connector.ingest_webhook(_envelope(1), {})
+    assert connector.ingest_webhook(_envelope(1), good).outcome == "recorded"
+
+
+def test_accepted_but_invisible_order_stays_sent_alerts_and_is_adopted_once_visible() -> None:
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, [8001])
+    sandbox.orderwise.queue_orders = True  # OrderWise imports through its e-commerce session
+    sandbox.orderwise.injector.faults = Faults(timeout_after_commit_rate=1.0)
+    sink = MemoryAlertSink()
+    now = [sandbox.clock.utcnow()]
+    clock = lambda: now[0]  # noqa: E731
+    flows = FlowSettings(
+        backoff_base_seconds=0, resend_grace_seconds=3600, order_stalled_after_seconds=1800
+    )
+    connector = connector_for(
+        sandbox, MemoryStore(clock=clock), flows=flows, alerts=[sink], clock=clock
+    )
+    assert connector.sync_orders().ambiguous == 1
+    sandbox.orderwise.injector.faults = Faults()
+    now[0] += timedelta(seconds=1)
+    assert connector.sync_orders().awaiting_visibility == 1
+    assert (
+        len(sandbox.orderwise.sales_orders) == 1
+    )  # not re-sent while OrderWise may still import it
+    assert not sink.of_kind(AlertKind.ORDER_STALLED)
+    now[0] += timedelta(minutes=40)
+    connector.sync_orders()
+    assert [a.subject for a in sink.of_kind(AlertKind.ORDER_STALLED)] == ["8001"]
+    assert len(sandbox.orderwise.sales_orders) == 1
+    sandbox.orderwise.process_session()
+    now[0] += timedelta(minutes=1)
+    assert connector.sync_orders().adopted == 1
+    assert_exactly_once(sandbox, [8001])
+
+
+def test_negative_lookup_after_the_grace_period_resends_once() -> None:
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, [8101])
+    now = [sandbox.clock.utcnow()]
+    clock = lambda: now[0]  # noqa: E731
+    flows = FlowSettings(backoff_base_seconds=0, resend_grace_seconds=600)
+    connector = connector_for(sandbox, MemoryStore(clock=clock), flows=flows, clock=clock)
+    connector.orderwise.authenticate()  # the token is cached; the create itself gets the 5xx
+    sandbox.orderwise.injector.faults = Faults(error_rate=1.0)  # 5xx after sending: outcome unclear
+    assert connector.sync_orders().ambiguous == 1
+    sandbox.orderwise.injector.faults = Faults()
+    now[0] += timedelta(seconds=1)
+    assert connector.sync_orders().awaiting_visibility == 1
+    now[0] += timedelta(minutes=11)
+    result = connector.sync_orders()
+    assert result.resent_after_negative_lookup == 1 and result.pushed == 1
+    assert_exactly_once(sandbox, [8101])
+
+
+def test_health_reports_oldest_and_quarantined() -> None:
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, [9001])
+    sandbox.scayle.add_order(order_json(9002, lines=[("SKU-UNKNOWN", 500, 1, "0.20")]))
+    connector = connector_for(sandbox, store=MemoryStore())
+    connector.sync_orders()
+    health = connector.health()
+    assert health.quarantined == 1 and not health.ok
+    assert health.counts["acknowledged"] == 1
+    assert health.as_dict()["quarantined"] == 1

@@ -150,7 +150,7 @@ def test_concurrent_workers_never_duplicate(tmp_path: Path) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert not errors
+    assert not errors, [repr(e) for e in errors]
     assert_exactly_once(sandbox, ids)
     assert len(sandbox.orderwise.sales_orders) == len(ids)
 

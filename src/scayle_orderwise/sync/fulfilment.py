@@ -680,7 +680,10 @@ class FulfilmentSync:
             return sorted(set(all_ids), key=all_ids.index), {}
         chosen: list[int] = []
         shortfall: dict[str, int] = {}
+        services = _service_codes(self.ctx)
         for code, qty in sorted(units.items()):
+            if code in services:  # delivery and fee service lines carry no SCAYLE units
+                continue
             pool = [
                 i
                 for line in lines
@@ -791,3 +794,12 @@ def _consignment(record: Record) -> str:
 
 def _subject(record: Record) -> str:
     return f"{record.subject}:{_consignment(record)}"
+
+
+def _service_codes(ctx: FlowContext) -> frozenset[str]:
+    """OrderWise codes of the service lines the mapper adds (delivery parts and fees)."""
+    config = ctx.mapper.config
+    codes = set(config.fee_variant_codes.values())
+    if config.delivery_variant_code is not None:
+        codes.add(config.delivery_variant_code)
+    return frozenset(codes)

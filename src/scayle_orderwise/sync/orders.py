@@ -24,6 +24,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..alerts import AlertKind
 from ..errors import (
     AmbiguousOutcomeError,
@@ -109,8 +111,13 @@ class OrderSync:
         """Walk the SCAYLE order list; record new confirmed orders; return them by id for this pass."""
         ctx = self.ctx
         fresh: dict[int, Order] = {}
-        for order in ctx.scayle.iter_orders():
-            self.intake(order, result, fresh)
+        try:
+            for order in ctx.scayle.iter_orders():
+                self.intake(order, result, fresh)
+        except (ConnectorError, ValidationError) as exc:
+            # The poll is a safety net; webhooks and the next pass still bring the orders in.
+            result.add("poll_failed")
+            result.errors.append(f"order poll stopped: {type(exc).__name__}: {exc}")
         return fresh
 
     def intake(
@@ -254,6 +261,10 @@ class OrderSync:
                 self._quarantine(
                     record, "the order does not exist in SCAYLE", "order_not_found", result
                 )
+                return
+            except ValidationError as exc:
+                reason = f"SCAYLE sent an order the model refuses: {exc}"
+                self._quarantine(record, reason, "malformed_order", result)
                 return
         if is_cancelled(order):
             ctx.store.transition(

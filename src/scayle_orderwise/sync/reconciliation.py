@@ -42,7 +42,8 @@ def _in_period(order: Order, since: datetime | None, until: datetime | None) -> 
 
 
 def _goods_only(lines: tuple[LineSummary, ...]) -> tuple[LineSummary, ...]:
-    # OrderWise books delivery in the header (one tax code), so shipping is compared at header level.
+    # OrderWise books delivery in the header (one tax code) or as service lines; either way shipping
+    # is compared through the summaries' shipping gross and VAT, not as lines.
     return tuple(line for line in lines if not line.key.startswith("shipping|"))
 
 
@@ -62,11 +63,14 @@ def shop_summaries(
         except MappingError:
             yield _unmappable_summary(ctx, order, status)
             continue
+        # The mapping folds order-level vouchers into the line prices (P7), so OrderWise books no
+        # separate discount: compare like with like (line and total differences still show).
         summary = ShopOrderSummary.from_mapped(
             mapped,
             order_id=order.id,
             status=status,
             created_at=order.confirmed_at or order.created_at,
+            discount=0,
         )
         yield attrs.evolve(summary, lines=_goods_only(summary.lines))
 
@@ -97,9 +101,17 @@ def erp_summary(ctx: FlowContext, order: OrderSummary) -> ErpOrderSummary:
     """One OrderWise order from the order-details export, in minor units, lines keyed as the shop's."""
     currency = (order.currency or "GBP").upper()
     reverse = _reverse_codes(ctx)
+    delivery_code = ctx.mapper.config.delivery_variant_code
     merged: dict[tuple[str, str], list[int]] = {}
+    shipping_gross = _minor(order.delivery_gross, currency)
+    shipping_vat = _minor(order.delivery_vat, currency) if order.delivery_vat is not None else None
     for line in order.lines or []:
         code = line.variant_code or ""
+        if delivery_code is not None and code == delivery_code:
+            # delivery booked as one service line per VAT code (``delivery_variant_code``)
+            shipping_gross += _minor(line.line_gross, currency)
+            shipping_vat = (shipping_vat or 0) + _minor(line.line_vat, currency)
+            continue
         key = reverse.get(code, code)
         tax_code = line.tax_code or ""
         acc = merged.setdefault((key, tax_code), [0, 0, 0])
@@ -119,10 +131,8 @@ def erp_summary(ctx: FlowContext, order: OrderSummary) -> ErpOrderSummary:
         gross=_minor(order.order_gross, currency),
         vat=_minor(order.order_vat, currency),
         net=_minor(order.order_net, currency) if order.order_net is not None else None,
-        shipping_gross=_minor(order.delivery_gross, currency),
-        shipping_vat=_minor(order.delivery_vat, currency)
-        if order.delivery_vat is not None
-        else None,
+        shipping_gross=shipping_gross,
+        shipping_vat=shipping_vat,
         discount=_minor(order.discount_gross, currency),
         status=str(status),
         lines=lines,

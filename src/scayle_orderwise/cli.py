@@ -374,20 +374,25 @@ def sandbox_serve(
         int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")
     ] = 8765,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    orders: Annotated[int, typer.Option(min=0, help="Pre-load this many demo orders.")] = 0,
+    error_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of 5xx answers.")
+    ] = 0.0,
+    timeout_after_commit_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of writes whose answer is lost.")
+    ] = 0.0,
 ) -> None:
-    """Serve both fakes over real HTTP on loopback until interrupted."""
-    from .sandbox import Sandbox
-    from .sandbox.serve import serve
+    """Serve both fakes over real HTTP on loopback until interrupted (prints the fake credentials)."""
+    from .sandbox.serve import main as serve_main
 
-    sandbox = Sandbox(seed=seed)
-    server = serve("127.0.0.1", port, sandbox)
-    console.print(f"sandbox listening on {server.url}  (Ctrl+C to stop)")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        console.print("stopped")
-    finally:
-        server.shutdown()
+    argv = ["serve", "--port", str(port), "--seed", str(seed), "--orders", str(orders)]
+    argv += [
+        "--error-rate",
+        str(error_rate),
+        "--timeout-after-commit-rate",
+        str(timeout_after_commit_rate),
+    ]
+    raise typer.Exit(serve_main(argv))
 
 
 def main() -> None:

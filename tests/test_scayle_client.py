@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from fixture_paths import SDK_FIXTURES
 from scayle_orderwise.errors import (
     AmbiguousOutcomeError,
     AuthenticationError,
@@ -22,7 +22,7 @@ from scayle_orderwise.sandbox import Faults, Sandbox, SimulatedCrash, VirtualClo
 from scayle_orderwise.scayle.client import ScayleClient, identifier
 from scayle_orderwise.scayle.models import Order, ReturnItem, ShipmentItem, VariantStock
 
-FIXTURES = Path("/work/shared/fixtures/scayle-sdk")
+FIXTURES = SDK_FIXTURES
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 
 

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, RootModel, ValidationError
 
+from fixture_paths import SDK_FIXTURES
 from scayle_orderwise.scayle.models import (
     ApiErrorBody,
     BillingStatusUpdate,
@@ -39,7 +40,7 @@ from scayle_orderwise.scayle.models import (
     WebhookSubscriptionCreate,
 )
 
-SDK = Path("/work/shared/fixtures/scayle-sdk")
+SDK = SDK_FIXTURES
 OWN = Path(__file__).parent / "fixtures"
 
 RESPONSES: dict[str, type[BaseModel]] = {

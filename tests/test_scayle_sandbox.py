@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fixture_paths import SDK_FIXTURES
 from scayle_orderwise.money import split_gross
 from scayle_orderwise.sandbox import (
     Faults,
@@ -25,7 +25,7 @@ from scayle_orderwise.sandbox import (
 )
 from scayle_orderwise.scayle.models import Order, OrderStatusResponse, VariantStock, WebhookEvent
 
-FIXTURES = Path("/work/shared/fixtures/scayle-sdk")
+FIXTURES = SDK_FIXTURES
 BASE = "https://acme-sandbox.admin.api.scayle.cloud/api/admin/v1"
 ORDERS = "/shops/ac/countries/GB/orders"
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
 from typing import Any, NoReturn
 
 from ..alerts import AlertKind
@@ -241,21 +240,21 @@ class CancellationSync:
         except _Done:
             return
         except (AuthenticationError, ConfigError):
-            self._release(record, "authentication or configuration error; the pass stops")
+            self.ctx.release(record, "authentication or configuration error; the pass stops")
             raise
         except NotFoundError as exc:
-            self._release(record, f"not found: {exc}", backoff=True)
+            self.ctx.release(record, f"not found: {exc}", backoff=True)
             result.add("deferred")
         except TransientError as exc:
-            self._release(record, f"transient error: {exc}", backoff=True)
+            self.ctx.release(record, f"transient error: {exc}", backoff=True)
             result.add("deferred")
         except ConnectorError as exc:
-            self._release(record, f"{type(exc).__name__}: {exc}", backoff=True)
+            self.ctx.release(record, f"{type(exc).__name__}: {exc}", backoff=True)
             result.add("failed")
             result.errors.append(f"{record.key}: {exc}")
         except Exception as exc:  # a pass never dies on one bad record
             ctx.logger.exception("unexpected error on %s", record.key)
-            self._release(record, f"unexpected {type(exc).__name__}: {exc}", backoff=True)
+            self.ctx.release(record, f"unexpected {type(exc).__name__}: {exc}", backoff=True)
             result.add("failed")
             result.errors.append(f"{record.key}: {type(exc).__name__}: {exc}")
 
@@ -299,7 +298,7 @@ class CancellationSync:
             )
         if order_record.state in _NOT_PUSHED and not order_record.may_have_been_sent:
             if not full:
-                self._defer(record, "partly cancelled before the push; waiting for the push")
+                self.ctx.defer(record, "partly cancelled before the push; waiting for the push")
                 result.add("deferred")
                 raise _Done
             try:
@@ -310,7 +309,7 @@ class CancellationSync:
                     actor=ctx.worker_id,
                 )
             except InvalidTransitionError:  # being pushed right now: look again next pass
-                self._defer(record, "the order is being pushed; looking again next pass")
+                self.ctx.defer(record, "the order is being pushed; looking again next pass")
                 result.add("deferred")
                 raise _Done from None
             self._finish(
@@ -321,7 +320,7 @@ class CancellationSync:
                 "cancelled_before_push",
             )
         if order_record.state != State.ACKNOWLEDGED or not order_record.external_id:
-            self._defer(record, f"the order push is unfinished ({order_record.state})")
+            self.ctx.defer(record, f"the order push is unfinished ({order_record.state})")
             result.add("deferred")
             raise _Done
 
@@ -474,7 +473,7 @@ class CancellationSync:
         order_record = ctx.store.get(order_key(order_id))
         if order_record is None or order_record.state != State.ACKNOWLEDGED:
             state = order_record.state if order_record is not None else "unknown"
-            self._defer(record, f"the order is not acknowledged in the ledger yet ({state})")
+            self.ctx.defer(record, f"the order is not acknowledged in the ledger yet ({state})")
             result.add("deferred")
             raise _Done
         if str(data.get("ow_order_id")) != str(order_record.external_id):
@@ -489,7 +488,7 @@ class CancellationSync:
             raise _Done
         with hold_order(ctx, order_id) as held:
             if not held:
-                self._defer(record, "another worker holds this order", delay=False)
+                self.ctx.defer(record, "another worker holds this order", delay=False)
                 result.add("deferred")
                 raise _Done
             order = ctx.scayle.get_order(order_id)
@@ -593,31 +592,3 @@ class CancellationSync:
         result.add(outcome)
         self.ctx.log("cancellation.done", key=record.key, outcome=outcome)
         raise _Done
-
-    def _defer(self, record: Record, reason: str, *, delay: bool = True) -> None:
-        ctx = self.ctx
-        seconds = ctx.flows.backoff_base_seconds if delay else 0
-        ctx.store.transition(
-            record.key,
-            State.SENT if record.may_have_been_sent else State.PENDING,
-            owner=ctx.worker_id,
-            reason=reason,
-            next_attempt_at=ctx.clock() + timedelta(seconds=seconds),
-        )
-
-    def _release(self, record: Record, reason: str, *, backoff: bool = False) -> None:
-        ctx = self.ctx
-        current = ctx.store.get(record.key)
-        if current is None or current.state != State.IN_FLIGHT or current.owner != ctx.worker_id:
-            return
-        to_state = State.SENT if record.may_have_been_sent else State.PENDING
-        if to_state == State.PENDING and record.attempts >= ctx.flows.max_attempts:
-            to_state = State.FAILED
-        delay = ctx.backoff(record.attempts) if backoff else timedelta(0)
-        ctx.store.transition(
-            record.key,
-            to_state,
-            owner=ctx.worker_id,
-            reason=reason,
-            next_attempt_at=ctx.clock() + delay,
-        )

@@ -12,6 +12,7 @@ import attrs
 
 from ..alerts import AlertDispatcher
 from ..config import FlowSettings, InventorySettings
+from ..store import Record, State
 
 if TYPE_CHECKING:
     from ..mapping import OrderMapper
@@ -53,6 +54,39 @@ class FlowContext:
         base = self.flows.backoff_base_seconds
         seconds = min(self.flows.backoff_max_seconds, base * (2 ** max(0, attempts - 1)))
         return timedelta(seconds=seconds)
+
+    def release(self, record: Record, reason: str, *, backoff: bool = False) -> None:
+        """Give a claim back after a failure this worker could not finish.
+
+        ``sent`` stays ``sent`` (the remote side may have it: look up first), anything else goes
+        back to ``pending``, or to ``failed`` after ``max_attempts``; either way it is retried
+        after the backoff. A no-op when this worker no longer holds the claim.
+        """
+        current = self.store.get(record.key)
+        if current is None or current.state != State.IN_FLIGHT or current.owner != self.worker_id:
+            return
+        to_state = State.SENT if record.may_have_been_sent else State.PENDING
+        if to_state == State.PENDING and record.attempts >= self.flows.max_attempts:
+            to_state = State.FAILED
+        delay = self.backoff(record.attempts) if backoff else timedelta(0)
+        self.store.transition(
+            record.key,
+            to_state,
+            owner=self.worker_id,
+            reason=reason,
+            next_attempt_at=self.clock() + delay,
+        )
+
+    def defer(self, record: Record, reason: str, *, delay: bool = True) -> None:
+        """Put a claimed record back to wait (e.g. for the order to be acknowledged first)."""
+        seconds = self.flows.backoff_base_seconds if delay else 0
+        self.store.transition(
+            record.key,
+            State.SENT if record.may_have_been_sent else State.PENDING,
+            owner=self.worker_id,
+            reason=reason,
+            next_attempt_at=self.clock() + timedelta(seconds=seconds),
+        )
 
     def log(self, event: str, **fields: Any) -> None:
         """One structured log line: ``event`` plus key=value fields (also in ``extra``)."""

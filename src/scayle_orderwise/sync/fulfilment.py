@@ -527,13 +527,13 @@ class FulfilmentSync:
         if order_record is None or order_record.state != State.ACKNOWLEDGED:
             state = order_record.state if order_record is not None else "unknown"
             for record in records:
-                self._defer(record, f"the order is not acknowledged in the ledger yet ({state})")
+                self.ctx.defer(record, f"the order is not acknowledged in the ledger yet ({state})")
                 result.add("deferred")
             return
         with hold_order(ctx, order_id) as held:
             if not held:
                 for record in records:
-                    self._defer(record, "another worker holds this order", delay=False)
+                    self.ctx.defer(record, "another worker holds this order", delay=False)
                     result.add("deferred")
                 return
             order: Order | None = None
@@ -548,24 +548,26 @@ class FulfilmentSync:
                 except _Skip:
                     continue
                 except AuthenticationError:
-                    self._release(record, "authentication failed; the pass stops")
+                    self.ctx.release(record, "authentication failed; the pass stops")
                     raise
                 except ConfigError:
-                    self._release(record, "configuration error; the pass stops")
+                    self.ctx.release(record, "configuration error; the pass stops")
                     raise
                 except NotFoundError:
                     self._quarantine(record, "order_not_found: the order does not exist in SCAYLE")
                     result.add("quarantined")
                 except TransientError as exc:
-                    self._release(record, f"transient error: {exc}", backoff=True)
+                    self.ctx.release(record, f"transient error: {exc}", backoff=True)
                     result.add("deferred")
                 except ConnectorError as exc:
-                    self._release(record, f"{type(exc).__name__}: {exc}", backoff=True)
+                    self.ctx.release(record, f"{type(exc).__name__}: {exc}", backoff=True)
                     result.add("failed")
                     result.errors.append(f"{record.key}: {exc}")
                 except Exception as exc:  # a pass never dies on one bad package
                     ctx.logger.exception("unexpected error on %s", record.key)
-                    self._release(record, f"unexpected {type(exc).__name__}: {exc}", backoff=True)
+                    self.ctx.release(
+                        record, f"unexpected {type(exc).__name__}: {exc}", backoff=True
+                    )
                     result.add("failed")
                     result.errors.append(f"{record.key}: {type(exc).__name__}: {exc}")
 
@@ -720,34 +722,6 @@ class FulfilmentSync:
         )
         ctx.alerts.resolve(AlertKind.FULFILMENT_UNACKNOWLEDGED, _subject(record))
         ctx.log("fulfilment.acknowledged", key=record.key, items=len(items))
-
-    def _defer(self, record: Record, reason: str, *, delay: bool = True) -> None:
-        ctx = self.ctx
-        seconds = ctx.flows.backoff_base_seconds if delay else 0
-        ctx.store.transition(
-            record.key,
-            State.SENT if record.may_have_been_sent else State.PENDING,
-            owner=ctx.worker_id,
-            reason=reason,
-            next_attempt_at=ctx.clock() + timedelta(seconds=seconds),
-        )
-
-    def _release(self, record: Record, reason: str, *, backoff: bool = False) -> None:
-        ctx = self.ctx
-        current = ctx.store.get(record.key)
-        if current is None or current.state != State.IN_FLIGHT or current.owner != ctx.worker_id:
-            return
-        to_state = State.SENT if record.may_have_been_sent else State.PENDING
-        if to_state == State.PENDING and record.attempts >= ctx.flows.max_attempts:
-            to_state = State.FAILED
-        delay = ctx.backoff(record.attempts) if backoff else timedelta(0)
-        ctx.store.transition(
-            record.key,
-            to_state,
-            owner=ctx.worker_id,
-            reason=reason,
-            next_attempt_at=ctx.clock() + delay,
-        )
 
     def _quarantine(
         self, record: Record, reason: str, payload: Mapping[str, Any] | None = None

@@ -209,21 +209,21 @@ class OrderSync:
         try:
             self._process(record, cache, result)
         except AuthenticationError:
-            self._release(record, "authentication failed; the pass stops", backoff=False)
+            self.ctx.release(record, "authentication failed; the pass stops", backoff=False)
             raise
         except ConfigError:
-            self._release(record, "configuration error; the pass stops", backoff=False)
+            self.ctx.release(record, "configuration error; the pass stops", backoff=False)
             raise
         except TransientError as exc:
-            self._release(record, f"transient error: {exc}", backoff=True)
+            self.ctx.release(record, f"transient error: {exc}", backoff=True)
             result.add("deferred")
         except ConnectorError as exc:
-            self._release(record, f"{type(exc).__name__}: {exc}", backoff=True)
+            self.ctx.release(record, f"{type(exc).__name__}: {exc}", backoff=True)
             result.add("failed")
             result.errors.append(f"{record.key}: {exc}")
         except Exception as exc:  # a pass never dies on one bad order
             ctx.logger.exception("unexpected error on %s", record.key)
-            self._release(record, f"unexpected {type(exc).__name__}: {exc}", backoff=True)
+            self.ctx.release(record, f"unexpected {type(exc).__name__}: {exc}", backoff=True)
             result.add("failed")
             result.errors.append(f"{record.key}: {type(exc).__name__}: {exc}")
 
@@ -326,9 +326,12 @@ class OrderSync:
             return
         except UnknownVariantError as exc:
             code = exc.variant_code or "?"
+            message = exc.message or ""
             self._quarantine(
                 record,
-                f"OrderWise does not know variant code {code!r}: {exc.message}",
+                message
+                if message.startswith("OrderWise does not know")
+                else f"OrderWise does not know variant code {code!r}: {message}",
                 "unknown_variant",
                 result,
             )
@@ -404,6 +407,7 @@ class OrderSync:
         if not written:
             ctx.store.ensure(f"reference:{order_id}", kind=REFERENCE_KIND, subject=str(order_id))
         ctx.alerts.resolve(AlertKind.ORDER_STALLED, str(order_id))
+        ctx.alerts.resolve(AlertKind.ORDER_QUARANTINED, str(order_id))
         ctx.log(
             "order.acknowledged",
             order_id=order_id,
@@ -434,7 +438,7 @@ class OrderSync:
                 )
                 result.add("references_written")
             else:
-                self._release(record, "reference write failed", backoff=True)
+                self.ctx.release(record, "reference write failed", backoff=True)
 
     def _quarantine(self, record: Record, reason: str, code: str, result: SyncResult) -> None:
         ctx = self.ctx
@@ -450,24 +454,6 @@ class OrderSync:
         )
         result.add("quarantined")
         ctx.log("order.quarantined", order_id=record.subject, reason_code=code)
-
-    def _release(self, record: Record, reason: str, *, backoff: bool) -> None:
-        """Give the claim back: ``sent`` stays ``sent`` (look up first), anything else goes pending."""
-        ctx = self.ctx
-        current = ctx.store.get(record.key)
-        if current is None or current.state != State.IN_FLIGHT or current.owner != ctx.worker_id:
-            return
-        to_state = State.SENT if record.may_have_been_sent else State.PENDING
-        if to_state == State.PENDING and record.attempts >= ctx.flows.max_attempts:
-            to_state = State.FAILED
-        delay = ctx.backoff(record.attempts) if backoff else timedelta(0)
-        ctx.store.transition(
-            record.key,
-            to_state,
-            owner=ctx.worker_id,
-            reason=reason,
-            next_attempt_at=ctx.clock() + delay,
-        )
 
     def check_stalled(self, result: SyncResult) -> None:
         """Alert on orders that stay ``sent`` (invisible in OrderWise) or ``pending`` too long."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from flow_helpers import (
@@ -348,3 +349,51 @@ def test_health_reports_oldest_and_quarantined() -> None:
     assert health.quarantined == 1 and not health.ok
     assert health.counts["acknowledged"] == 1
     assert health.as_dict()["quarantined"] == 1
+
+
+class RecordingTransport(httpx.BaseTransport):
+    """Passes requests to the sandbox and keeps their URLs."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.urls: list[httpx.URL] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.urls.append(request.url)
+        return self.inner.handle_request(request)
+
+
+def test_poll_uses_the_configured_since_filter_with_overlap() -> None:
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, [9101])
+    recording = RecordingTransport(sandbox.scayle.transport)
+    flows = FlowSettings(
+        backoff_base_seconds=0,
+        order_poll_since_param="filters[updatedAtFrom]",
+        poll_overlap_seconds=60,
+    )
+    connector = Connector(
+        scayle=sandbox.scayle_client(transport=recording),
+        orderwise=sandbox.orderwise_client(),
+        worker_id="w1",
+        settings=ConnectorSettings(flows=flows),
+    )
+    connector.sync_orders()
+    polls = [u for u in recording.urls if u.path.endswith("/orders")]
+    assert polls and "filters[updatedAtFrom]" not in polls[0].params  # no watermark yet: whole list
+    watermark = datetime.fromisoformat(connector.store.get_cursor("orders:poll_watermark") or "")
+    connector.sync_orders()
+    second = [u for u in recording.urls if u.path.endswith("/orders")][len(polls) :]
+    assert second
+    since = datetime.fromisoformat(second[0].params["filters[updatedAtFrom]"])
+    assert since == watermark - timedelta(seconds=60)
+
+
+def test_poll_can_be_switched_off_for_webhook_only_intake() -> None:
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, [9201])
+    connector = connector_for(sandbox, flows=FlowSettings(backoff_base_seconds=0, order_poll=False))
+    assert connector.sync_orders().pushed == 0
+    assert calls(sandbox.scayle, "GET", "/orders") == 0
+    connector.ingest_webhook(_envelope(9201))
+    assert connector.sync_orders().pushed == 1

@@ -133,6 +133,12 @@ class FlowSettings(_Section):
     backoff_base_seconds: int = Field(default=30, ge=0)
     backoff_max_seconds: int = Field(default=3600, ge=0)
     max_attempts: int = Field(default=10, gt=0)
+    order_poll: bool = True
+    order_poll_page_size: int = Field(default=100, gt=0, le=1000)
+    order_poll_since_param: str | None = None
+    """Query parameter of SCAYLE's order list that filters by last update (the public docs do not
+    name one; ask SCAYLE for your tenant's, e.g. ``filters[updatedAtFrom]``). ``None``: the safety-net
+    poll walks the whole list each pass."""
     carrier_map: dict[str, str] = Field(default_factory=dict)
     """OrderWise courier name → SCAYLE carrier key (matched ignoring case and spaces); merged over
     the built-in map of :data:`scayle_orderwise.sync.fulfilment.DEFAULT_CARRIER_MAP`."""

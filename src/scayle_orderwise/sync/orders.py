@@ -54,6 +54,7 @@ __all__ = [
 
 ORDER_KIND = "order"
 REFERENCE_KIND = "reference_write"
+POLL_WATERMARK = "orders:poll_watermark"
 
 IMPORTABLE_ORDER_CODES = frozenset(
     {"order_confirmed", "order_delegated", "order_shipped", "order_invoiced"}
@@ -111,13 +112,24 @@ class OrderSync:
         """Walk the SCAYLE order list; record new confirmed orders; return them by id for this pass."""
         ctx = self.ctx
         fresh: dict[int, Order] = {}
+        started = ctx.clock()
+        params: dict[str, str] = {}
+        since_param = ctx.flows.order_poll_since_param
+        watermark = ctx.store.get_cursor(POLL_WATERMARK)
+        if since_param and watermark:
+            overlap = timedelta(seconds=ctx.flows.poll_overlap_seconds)
+            params[since_param] = (datetime.fromisoformat(watermark) - overlap).isoformat()
         try:
-            for order in ctx.scayle.iter_orders():
+            for order in ctx.scayle.iter_orders(
+                limit=ctx.flows.order_poll_page_size, params=params
+            ):
                 self.intake(order, result, fresh)
         except (ConnectorError, ValidationError) as exc:
             # The poll is a safety net; webhooks and the next pass still bring the orders in.
             result.add("poll_failed")
             result.errors.append(f"order poll stopped: {type(exc).__name__}: {exc}")
+            return fresh
+        ctx.store.set_cursor(POLL_WATERMARK, started.isoformat())
         return fresh
 
     def intake(
@@ -156,7 +168,7 @@ class OrderSync:
     def run(self, *, poll: bool = True) -> SyncResult:
         """Poll (optional), push every due order, retry reference write-backs, raise stall alerts."""
         result = SyncResult("orders")
-        cache = self.poll(result) if poll else {}
+        cache = self.poll(result) if poll and self.ctx.flows.order_poll else {}
         self.push_due(result, cache)
         self.retry_reference_writes(result)
         self.check_stalled(result)

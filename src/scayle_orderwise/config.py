@@ -133,6 +133,9 @@ class FlowSettings(_Section):
     backoff_base_seconds: int = Field(default=30, ge=0)
     backoff_max_seconds: int = Field(default=3600, ge=0)
     max_attempts: int = Field(default=10, gt=0)
+    unconfirmed_expiry_seconds: int = Field(default=3 * 86400, gt=0)
+    """An order recorded (e.g. by a webhook) but still not confirmed by SCAYLE after this long is
+    closed as ``cancelled`` (an abandoned checkout; SCAYLE retries placement for up to two days)."""
     order_poll: bool = True
     order_poll_page_size: int = Field(default=100, gt=0, le=1000)
     order_poll_since_param: str | None = None

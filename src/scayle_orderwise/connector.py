@@ -283,16 +283,19 @@ class Connector:
         event = webhooks.parse_event(body)
         kind = webhooks.classify(event)
         order_id = event.order_id
-        if not self.store.remember("webhook", event.dedupe_key):
-            return WebhookOutcome(event.event_name, "duplicate", order_id)
         if kind == "other" or order_id is None:
-            return WebhookOutcome(event.event_name, "ignored", order_id)
+            fresh = self.store.remember("webhook", event.dedupe_key)
+            return WebhookOutcome(event.event_name, "ignored" if fresh else "duplicate", order_id)
+        # Record first, remember the envelope after: if recording fails, SCAYLE's redelivery is not
+        # mistaken for a duplicate. Recording is idempotent, so a duplicate does no harm either.
         if kind == "order":
             self.store.ensure(order_key(order_id), kind=ORDER_KIND, subject=str(order_id))
         else:
             from .sync.cancellations import record_shop_cancellation
 
             record_shop_cancellation(self.context, order_id, source=event.event_name)
+        if not self.store.remember("webhook", event.dedupe_key):
+            return WebhookOutcome(event.event_name, "duplicate", order_id)
         logger.info("webhook %s recorded for order %s", event.event_name, order_id)
         return WebhookOutcome(event.event_name, "recorded", order_id)
 

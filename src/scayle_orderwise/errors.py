@@ -3,6 +3,7 @@
 ``ConnectorError``
     ``TransientError``           retry later with backoff (5xx, timeouts before sending, connection errors)
         ``RateLimitedError``     wait until ``reset_at`` / ``retry_after`` and retry
+    ``InvalidResponseError``     the answer does not match the wire models (a malformed entity)
     ``AmbiguousOutcomeError``    the request may have been committed: look up before re-sending
     ``AuthenticationError``      credentials are wrong or expired (401)
         ``PermissionDeniedError``  the credentials lack a scope (403)
@@ -37,6 +38,7 @@ __all__ = [
     "ConnectorError",
     "CurrencyMismatchError",
     "InconsistentOrderError",
+    "InvalidResponseError",
     "MalformedWebhookError",
     "MappingError",
     "MixedCurrencyError",
@@ -94,6 +96,18 @@ class ApiError(ConnectorError):
         if self.method and self.path:
             parts.append(f"[{self.method} {self.path}]")
         return " ".join(parts)
+
+
+class InvalidResponseError(ApiError):
+    """The server answered with a body the wire models refuse (e.g. one malformed order).
+
+    ``entity_id`` names the entity when it could be read, so that one bad record can be set aside
+    (quarantined) while the rest of a page is used.
+    """
+
+    def __init__(self, message: str, *, entity_id: object = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.entity_id = entity_id
 
 
 class TransientError(ApiError):

@@ -20,7 +20,7 @@ import builtins
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar, get_args
 from urllib.parse import quote
 
 import httpx
@@ -39,7 +39,7 @@ from .._http import (
     Secret,
     SyncHttp,
 )
-from ..errors import ApiError, ConfigError
+from ..errors import ApiError, ConfigError, InvalidResponseError
 from .models import (
     CancellationCreate,
     CancellationItem,
@@ -71,6 +71,7 @@ __all__ = [
 
 T = TypeVar("T")
 M = TypeVar("M", bound=pydantic.BaseModel)
+P = TypeVar("P", bound=CursorPage[Any])
 
 # Rate-limit scopes per endpoint family (reference §1.5); the X-RateLimit-Scope header wins.
 SCOPE_ORDERS_READ = "ordersRead"
@@ -105,6 +106,8 @@ class CursorPager(Generic[T]):
 
     def __init__(self, fetch: Callable[[str | None], CursorPage[T]]) -> None:
         self._fetch = fetch
+        self.rejected: list[tuple[Any, str]] = []
+        """Entities the model refused on the pages read so far: ``(id or None, reason)``."""
 
     def pages(self) -> Iterator[CursorPage[T]]:
         """Every page, first to last."""
@@ -112,6 +115,7 @@ class CursorPager(Generic[T]):
         seen: set[str] = set()
         while True:
             page = self._fetch(cursor)
+            self.rejected.extend(page.rejected)
             yield page
             cursor = page.next_cursor
             if not cursor:
@@ -159,11 +163,36 @@ def _parse(model: type[M], data: Any, spec: RequestSpec) -> M:
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ApiError(
-            f"SCAYLE answered with an unexpected body: {exc.error_count()} validation errors",
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidResponseError(
+            f"SCAYLE answered with an unexpected body ({where}: {first['msg']}; "
+            f"{exc.error_count()} validation errors)",
             method=spec.method,
             path=spec.path,
+            entity_id=data.get("id") if isinstance(data, dict) else None,
         ) from exc
+
+
+def _parse_page(model: type[P], data: Any, spec: RequestSpec) -> P:
+    """A cursor page; a malformed entity is set aside in ``page.rejected`` instead of failing all."""
+    try:
+        return _parse(model, data, spec)
+    except InvalidResponseError:
+        if not isinstance(data, dict) or not isinstance(data.get("entities"), list):
+            raise
+    page = _parse(model, {**data, "entities": []}, spec)
+    item_model = model.model_fields["entities"].annotation
+    entity_model = get_args(item_model)[0]
+    for raw in data["entities"]:
+        try:
+            page.entities.append(entity_model.model_validate(raw))
+        except pydantic.ValidationError as exc:
+            entity_id = raw.get("id") if isinstance(raw, dict) else None
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "entity"
+            page.rejected.append((entity_id, f"{where}: {first['msg']}"))
+    return page
 
 
 def _entities(model: type[M], data: Any, spec: RequestSpec) -> builtins.list[M]:
@@ -479,7 +508,7 @@ class _ScayleBase:
 
     @staticmethod
     def _order_page(data: Any, spec: RequestSpec) -> OrderCollection:
-        return _parse(OrderCollection, data, spec)
+        return _parse_page(OrderCollection, data, spec)
 
     @staticmethod
     def _status(data: Any, spec: RequestSpec) -> OrderStatusResponse:

@@ -39,6 +39,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     RootModel,
     field_validator,
 )
@@ -875,6 +876,13 @@ class CursorPage(ScayleModel, Generic[T]):
 
     entities: list[T] = Field(default_factory=list)
     cursor: Cursor | None = None
+    _rejected: list[tuple[Any, str]] = PrivateAttr(default_factory=list)
+
+    @property
+    def rejected(self) -> list[tuple[Any, str]]:
+        """Entities of this page the model refused, as ``(id or None, reason)``; they are not in
+        :attr:`entities` (set by the client when it parses a page entity by entity)."""
+        return self._rejected
 
     @property
     def next_cursor(self) -> str | None:

@@ -26,8 +26,9 @@ __all__ = [
     "parse_event",
 ]
 
-ORDER_INTAKE_EVENTS = frozenset({"order-confirmed", "order-delegated", "order-created"})
-"""Events that announce an order to import (it is re-fetched before import)."""
+ORDER_INTAKE_EVENTS = frozenset({"order-confirmed", "order-delegated"})
+"""Events that announce an order to import (it is re-fetched before import). ``order-created`` is
+not one: an unpaid checkout must never be imported."""
 
 CANCEL_EVENTS = frozenset(
     {"order-cancelled", "order-canceled", "order-item-cancelled", "order-item-canceled"}

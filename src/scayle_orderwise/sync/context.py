@@ -55,17 +55,20 @@ class FlowContext:
         seconds = min(self.flows.backoff_max_seconds, base * (2 ** max(0, attempts - 1)))
         return timedelta(seconds=seconds)
 
-    def release(self, record: Record, reason: str, *, backoff: bool = False) -> None:
+    def release(
+        self, record: Record, reason: str, *, backoff: bool = False, maybe_sent: bool = False
+    ) -> None:
         """Give a claim back after a failure this worker could not finish.
 
         ``sent`` stays ``sent`` (the remote side may have it: look up first), anything else goes
         back to ``pending``, or to ``failed`` after ``max_attempts``; either way it is retried
-        after the backoff. A no-op when this worker no longer holds the claim.
+        after the backoff. ``maybe_sent``: this attempt may itself have reached the remote side.
+        A no-op when this worker no longer holds the claim.
         """
         current = self.store.get(record.key)
         if current is None or current.state != State.IN_FLIGHT or current.owner != self.worker_id:
             return
-        to_state = State.SENT if record.may_have_been_sent else State.PENDING
+        to_state = State.SENT if record.may_have_been_sent or maybe_sent else State.PENDING
         if to_state == State.PENDING and record.attempts >= self.flows.max_attempts:
             to_state = State.FAILED
         delay = self.backoff(record.attempts) if backoff else timedelta(0)

@@ -31,8 +31,10 @@ from ..errors import (
     AmbiguousOutcomeError,
     AuthenticationError,
     BadRequestError,
+    ClaimLostError,
     ConfigError,
     ConnectorError,
+    InvalidResponseError,
     MappingError,
     NotFoundError,
     TransientError,
@@ -55,6 +57,7 @@ __all__ = [
 ORDER_KIND = "order"
 REFERENCE_KIND = "reference_write"
 POLL_WATERMARK = "orders:poll_watermark"
+NOT_CONFIRMED = "not confirmed in SCAYLE yet"
 
 IMPORTABLE_ORDER_CODES = frozenset(
     {"order_confirmed", "order_delegated", "order_shipped", "order_invoiced"}
@@ -105,6 +108,7 @@ class OrderSync:
 
     def __init__(self, ctx: FlowContext) -> None:
         self.ctx = ctx
+        self._attempted: str | None = None
 
     # ----------------------------------------------------------------------------------------- intake
 
@@ -120,10 +124,11 @@ class OrderSync:
             overlap = timedelta(seconds=ctx.flows.poll_overlap_seconds)
             params[since_param] = (datetime.fromisoformat(watermark) - overlap).isoformat()
         try:
-            for order in ctx.scayle.iter_orders(
-                limit=ctx.flows.order_poll_page_size, params=params
-            ):
+            pager = ctx.scayle.iter_orders(limit=ctx.flows.order_poll_page_size, params=params)
+            for order in pager:
                 self.intake(order, result, fresh)
+            for entity_id, problem in pager.rejected:
+                self._set_aside(entity_id, problem, result)
         except (ConnectorError, ValidationError) as exc:
             # The poll is a safety net; webhooks and the next pass still bring the orders in.
             result.add("poll_failed")
@@ -131,6 +136,34 @@ class OrderSync:
             return fresh
         ctx.store.set_cursor(POLL_WATERMARK, started.isoformat())
         return fresh
+
+    def _set_aside(self, entity_id: object, problem: str, result: SyncResult) -> None:
+        """Quarantine an order SCAYLE listed but the model refuses, so the rest of the poll goes on."""
+        ctx = self.ctx
+        try:
+            order_id = int(str(entity_id))
+        except ValueError:
+            result.add("malformed_unidentified")
+            result.errors.append(f"an order without a readable id was refused: {problem}")
+            return
+        key = order_key(order_id)
+        reason = f"malformed_order: SCAYLE sent an order the model refuses ({problem})"
+        record = ctx.store.get(key)
+        if record is None:
+            ctx.store.ensure(
+                key, kind=ORDER_KIND, subject=str(order_id), state=State.QUARANTINED, reason=reason
+            )
+        elif record.state == State.PENDING:
+            ctx.store.mark(key, State.QUARANTINED, reason=reason)
+        else:
+            return
+        result.add("quarantined")
+        ctx.alerts.raise_alert(
+            AlertKind.ORDER_QUARANTINED,
+            str(order_id),
+            f"order {order_id} quarantined: {reason}",
+            cause="malformed_order",
+        )
 
     def intake(
         self, order: Order, result: SyncResult, cache: dict[int, Order] | None = None
@@ -199,6 +232,7 @@ class OrderSync:
                 self.process(record, cache, result)
 
     def _requeue(self, record: Record) -> None:
+        """Give back a record claimed a second time within one pass, as it was before the claim."""
         ctx = self.ctx
         to_state = (
             record.claimed_from
@@ -207,35 +241,42 @@ class OrderSync:
         )
         if record.may_have_been_sent:
             to_state = State.SENT
+        before = [t for t in record.history if t.to_state != State.IN_FLIGHT]
         ctx.store.transition(
             record.key,
             to_state,
             owner=ctx.worker_id,
-            reason=record.reason,
+            reason=before[-1].reason if before else None,
             next_attempt_at=ctx.clock(),
         )
 
     def process(self, record: Record, cache: dict[int, Order], result: SyncResult) -> None:
         """Take one claimed order record as far as it can go; never raises for one bad order."""
         ctx = self.ctx
+        self._attempted = None
+
+        def release(reason: str, *, backoff: bool) -> None:
+            # Once the create may have left, the record can only go back to ``sent`` (look up first).
+            ctx.release(record, reason, backoff=backoff, maybe_sent=self._attempted == record.key)
+
         try:
             self._process(record, cache, result)
         except AuthenticationError:
-            self.ctx.release(record, "authentication failed; the pass stops", backoff=False)
+            release("authentication failed; the pass stops", backoff=False)
             raise
         except ConfigError:
-            self.ctx.release(record, "configuration error; the pass stops", backoff=False)
+            release("configuration error; the pass stops", backoff=False)
             raise
         except TransientError as exc:
-            self.ctx.release(record, f"transient error: {exc}", backoff=True)
+            release(f"transient error: {exc}", backoff=True)
             result.add("deferred")
         except ConnectorError as exc:
-            self.ctx.release(record, f"{type(exc).__name__}: {exc}", backoff=True)
+            release(f"{type(exc).__name__}: {exc}", backoff=True)
             result.add("failed")
             result.errors.append(f"{record.key}: {exc}")
         except Exception as exc:  # a pass never dies on one bad order
             ctx.logger.exception("unexpected error on %s", record.key)
-            self.ctx.release(record, f"unexpected {type(exc).__name__}: {exc}", backoff=True)
+            release(f"unexpected {type(exc).__name__}: {exc}", backoff=True)
             result.add("failed")
             result.errors.append(f"{record.key}: {type(exc).__name__}: {exc}")
 
@@ -250,20 +291,22 @@ class OrderSync:
             if found:
                 self._adopt(record, order_id, reference, found, result)
                 return
-            sent_at = _sent_at(record)
-            if sent_at is not None and now - sent_at < timedelta(
-                seconds=ctx.flows.resend_grace_seconds
-            ):
+            sent_at = _sent_at(ctx, record)
+            if sent_at is None:
+                result.add("never_sent")  # the worker died before its recovery point: safe to send
+            elif now - sent_at < timedelta(seconds=ctx.flows.resend_grace_seconds):
                 ctx.store.transition(
                     record.key,
                     State.SENT,
                     owner=ctx.worker_id,
                     reason="accepted by OrderWise but not visible yet; looking up again later",
+                    payload={**record.payload, "sent_at": sent_at.isoformat()},
                     next_attempt_at=now + timedelta(seconds=max(1, ctx.flows.backoff_base_seconds)),
                 )
                 result.add("awaiting_visibility")
                 return
-            result.add("resent_after_negative_lookup")
+            else:
+                result.add("resent_after_negative_lookup")
 
         order = cache.get(order_id)
         if order is None:
@@ -274,7 +317,7 @@ class OrderSync:
                     record, "the order does not exist in SCAYLE", "order_not_found", result
                 )
                 return
-            except ValidationError as exc:
+            except (ValidationError, InvalidResponseError) as exc:
                 reason = f"SCAYLE sent an order the model refuses: {exc}"
                 self._quarantine(record, reason, "malformed_order", result)
                 return
@@ -288,11 +331,20 @@ class OrderSync:
             result.add("cancelled_before_import")
             return
         if not is_importable(order):
+            if now - record.created_at > timedelta(seconds=ctx.flows.unconfirmed_expiry_seconds):
+                ctx.store.transition(
+                    record.key,
+                    State.CANCELLED,
+                    owner=ctx.worker_id,
+                    reason="never confirmed in SCAYLE (abandoned checkout); not imported",
+                )
+                result.add("expired_unconfirmed")
+                return
             ctx.store.transition(
                 record.key,
                 State.PENDING,
                 owner=ctx.worker_id,
-                reason="not confirmed in SCAYLE yet",
+                reason=NOT_CONFIRMED,
                 next_attempt_at=now + ctx.backoff(record.attempts),
             )
             result.add("not_confirmed")
@@ -323,6 +375,15 @@ class OrderSync:
             "total_gross": mapped.total_gross,
             "lines": line_items,
         }
+        # Recovery point: hold the claim for the whole call, and record durably that a request may
+        # leave now, so whoever claims this order next looks it up and waits out the grace first.
+        try:
+            ctx.store.renew(record.key, owner=ctx.worker_id, lease=ctx.lease)
+        except ClaimLostError:
+            result.add("claim_lost")  # another worker took the order over; it carries on
+            return
+        ctx.store.set_cursor(_sent_cursor(order_id), now.isoformat())
+        self._attempted = record.key
         try:
             created = ctx.orderwise.create_sales_order(body)
         except AmbiguousOutcomeError as exc:
@@ -475,7 +536,11 @@ class OrderSync:
         for record in ctx.store.records(
             states=[State.SENT, State.PENDING, State.FAILED], kind=ORDER_KIND
         ):
-            since = _sent_at(record) or record.created_at
+            if record.reason == NOT_CONFIRMED:
+                continue  # waiting for payment in SCAYLE is not the connector being stuck
+            since = (
+                _sent_at(ctx, record) if record.state == State.SENT else None
+            ) or record.created_at
             if now - since > limit:
                 raised = ctx.alerts.raise_alert(
                     AlertKind.ORDER_STALLED,
@@ -488,17 +553,17 @@ class OrderSync:
                     result.add("stalled_alerts")
 
 
-def _sent_at(record: Record) -> datetime | None:
-    """When the last request for this order may have been sent.
+def _sent_cursor(order_id: int) -> str:
+    return f"orders:sent_at:{order_id}"
 
-    The payload's ``sent_at`` after an unclear outcome; after a worker died mid-call, the time of
-    that worker's claim (the create follows the claim at once).
+
+def _sent_at(ctx: FlowContext, record: Record) -> datetime | None:
+    """When a request for this order may last have left, or ``None`` if none ever did.
+
+    The payload's ``sent_at`` after an unclear outcome; otherwise the recovery point written just
+    before the create (a worker that died mid-call leaves only that).
     """
     value = (record.payload or {}).get("sent_at")
-    if isinstance(value, str):
-        return datetime.fromisoformat(value)
-    if record.claimed_from == State.IN_FLIGHT:
-        claims = [t for t in record.history if t.to_state == State.IN_FLIGHT]
-        if len(claims) >= 2:
-            return claims[-2].at
-    return None
+    if not isinstance(value, str):
+        value = ctx.store.get_cursor(_sent_cursor(int(record.subject)))
+    return datetime.fromisoformat(value) if value else None

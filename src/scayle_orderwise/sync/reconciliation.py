@@ -16,7 +16,7 @@ import attrs
 
 from ..errors import MappingError
 from ..mapping import parse_external_reference
-from ..money import Money
+from ..money import exponent, round_half_up, to_fraction
 from ..orderwise.models import OrderSummary
 from ..orderwise.statuses import canonical_status
 from ..reconcile import (
@@ -94,7 +94,10 @@ def _unmappable_summary(ctx: FlowContext, order: Order, status: str) -> ShopOrde
 
 
 def _minor(value: Decimal | None, currency: str) -> int:
-    return 0 if value is None else Money.from_decimal(value, currency).amount
+    """Minor units of an OrderWise amount; SQL ``money`` columns carry 4 decimals, rounded half-up."""
+    if value is None:
+        return 0
+    return round_half_up(to_fraction(value) * 10 ** exponent(currency))
 
 
 def erp_summary(ctx: FlowContext, order: OrderSummary) -> ErpOrderSummary:

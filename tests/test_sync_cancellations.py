@@ -282,3 +282,28 @@ def test_orderwise_cancellations_under_lost_responses_are_sent_once() -> None:
     for order_id in order_ids:
         assert cancelled_items(sandbox, order_id) == items(order_id, 3)
     assert len(sandbox.scayle.cancellations) == len(order_ids)
+
+
+def test_a_malformed_change_row_is_skipped_and_the_cancellation_still_goes_through() -> None:
+    sandbox, connector, sink = setup([40001, 40002])
+    ow = sandbox.orderwise
+    original = ow._export_order_changes
+
+    def with_bad_row(params: Any) -> list[dict[str, Any]]:
+        rows = original(params)
+        return [{**rows[0], "owOrderId": "not a number", "quantityCancelled": "?"}, *rows]
+
+    ow.register_export(ow.export_definitions.order_changes, with_bad_row, ["since"])
+    sandbox.orderwise.cancel_order("SCAYLE-40001", lines={"SKU-B": 1})
+
+    first = connector.sync_cancellations()
+    assert (first["bad_rows"], first["cancelled_in_scayle"], first["poll_failed"]) == (1, 1, 0)
+    assert cancelled_items(sandbox, 40001) == items(40001, 3)
+
+    sandbox.orderwise.cancel_order("SCAYLE-40002")
+    second = connector.sync_cancellations()
+    assert (second["bad_rows"], second["cancelled_in_scayle"]) == (1, 1)
+    assert cancelled_items(sandbox, 40002) == items(40002, 1, 2, 3)
+    alerts = sink.of_kind(AlertKind.SYNC_STALLED)
+    assert [a.subject for a in alerts] == ["cancellations:bad_rows"]  # once for the same row
+    assert "owOrderId" in alerts[0].message

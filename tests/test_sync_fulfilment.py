@@ -386,3 +386,149 @@ def test_configured_carrier_map_is_used_for_the_shipment() -> None:
     sandbox.orderwise.despatch("SCAYLE-40001", consignment="RM1", courier="Royal Mail")
     connector.sync_fulfilments()
     assert sandbox.scayle.shipments[0]["carrier"] == "RM_TRACKED_48"
+
+
+# --------------------------------------------------------------- odd despatches (review fixes)
+
+
+def strip_columns(sandbox: Sandbox, *columns: str) -> dict[str, bool]:
+    """Make the order_changes export leave ``columns`` empty on delivery rows while the returned
+    switch's ``"on"`` is true."""
+    ow = sandbox.orderwise
+    original = ow._export_order_changes
+    switch = {"on": True}
+
+    def export(params: Any) -> list[dict[str, Any]]:
+        rows = original(params)
+        if not switch["on"]:
+            return rows
+        return [{**r, **dict.fromkeys(columns)} if r.get("deliveryNumber") else r for r in rows]
+
+    ow.register_export(ow.export_definitions.order_changes, export, ["since"])
+    return switch
+
+
+def test_a_second_delivery_under_the_same_consignment_is_shipped_as_its_own_package() -> None:
+    sandbox, connector, _ = setup([40001])
+    first = sandbox.orderwise.despatch("SCAYLE-40001", consignment="COLLECT", lines={"SKU-A": 1})
+    assert connector.sync_fulfilments()["shipped"] == 1
+    second = sandbox.orderwise.despatch("SCAYLE-40001", consignment="COLLECT")
+
+    result = connector.sync_fulfilments()
+
+    assert (result["shipped"], result["consignment_reused"]) == (1, 1)
+    number = str(second["deliveryNumber"])
+    assert number != str(first["deliveryNumber"])
+    again = f"COLLECT-{number}"
+    assert shipments_by_key(sandbox) == {(40001, "COLLECT"): 1, (40001, again): 1}
+    one, two = shipped_ids(sandbox, 40001, "COLLECT"), shipped_ids(sandbox, 40001, again)
+    assert len(one) == 1 and len(two) == 2
+    assert sorted(one + two) == items(40001, 1, 2, 3)
+    record = connector.store.get(shipment_key(40001, "COLLECT", number))
+    assert record is not None and record.state == State.ACKNOWLEDGED
+    assert record.external_id == again
+
+    idle = connector.sync_fulfilments()  # both deliveries re-read in the overlap: nothing new
+    assert (idle["packages_recorded"], idle["shipped"]) == (0, 0)
+    assert len(sandbox.scayle.shipments) == 2
+
+
+def test_two_deliveries_with_one_consignment_seen_in_one_pass_get_disjoint_items() -> None:
+    sandbox, connector, _ = setup([40001])
+    sandbox.orderwise.despatch("SCAYLE-40001", consignment="CN1", lines={"SKU-B": 1})
+    sandbox.orderwise.despatch("SCAYLE-40001", consignment="CN1", lines={"SKU-A": 2})
+
+    result = connector.sync_fulfilments()
+
+    assert (result["packages_recorded"], result["shipped"]) == (2, 2)
+    keys = sorted(k for _o, k in shipments_by_key(sandbox))
+    assert keys[0] == "CN1" and keys[1].startswith("CN1-")
+    assert shipped_ids(sandbox, 40001, "CN1") == items(40001, 3)  # the first delivery keeps it
+    assert sorted(shipped_ids(sandbox, 40001, keys[1])) == items(40001, 1, 2)
+
+
+def test_more_units_under_a_known_consignment_without_delivery_numbers_raise_an_alert() -> None:
+    sandbox, connector, sink = setup([40001])
+    strip_columns(sandbox, "deliveryNumber")
+    sandbox.orderwise.despatch("SCAYLE-40001", consignment="CN1", lines={"SKU-A": 1})
+    assert connector.sync_fulfilments()["shipped"] == 1
+    sandbox.orderwise.despatch("SCAYLE-40001", consignment="CN1", lines={"SKU-B": 1})
+
+    results = [connector.sync_fulfilments() for _ in range(2)]
+
+    assert results[0]["units_beyond_package"] == 1
+    alerts = sink.of_kind(AlertKind.FULFILMENT_UNACKNOWLEDGED)
+    assert [a.subject for a in alerts] == ["40001:CN1:more_units"]  # once, not every pass
+    assert "SKU-B" in alerts[0].message
+    assert len(sandbox.scayle.shipments) == 1
+
+
+def test_a_despatch_without_a_consignment_is_counted_and_alerted_after_the_timeout() -> None:
+    sandbox = Sandbox(seed=3)
+    for code in ("SKU-A", "SKU-B"):
+        sandbox.orderwise.add_variant(code)
+    sandbox.scayle.add_order(make_order(40001, LINES))
+    sink = MemoryAlertSink()
+    flows = FlowSettings(backoff_base_seconds=0, fulfilment_ack_timeout_seconds=600)
+    connector = Connector.for_sandbox(
+        sandbox, alerts=[sink], flows=flows, clock=sandbox.clock.utcnow
+    )
+    connector.sync_orders()
+    switch = strip_columns(sandbox, "consignment")
+    delivery = sandbox.orderwise.despatch("SCAYLE-40001", courier="Own van")
+    number = str(delivery["deliveryNumber"])
+
+    for _ in range(2):
+        result = connector.sync_fulfilments()
+        assert (result["no_consignment"], result["shipped"]) == (1, 0)
+    assert sink.of_kind(AlertKind.FULFILMENT_UNACKNOWLEDGED) == []  # time to enter the number
+    parked = connector.store.get(shipment_key(40001, "", number))
+    assert parked is not None and parked.state == State.QUARANTINED
+    assert parked.reason is not None and parked.reason.startswith("no_consignment")
+
+    sandbox.clock.advance(601)
+    for _ in range(2):
+        connector.sync_fulfilments()
+    alerts = sink.of_kind(AlertKind.FULFILMENT_UNACKNOWLEDGED)
+    assert len(alerts) == 1
+    assert alerts[0].subject == f"40001:no-consignment:{number}"
+    assert "without a consignment number" in alerts[0].message
+    assert sandbox.scayle.shipments == []
+
+    # The warehouse enters the consignment: the delivery ships, the parked record closes.
+    switch["on"] = False
+    result = connector.sync_fulfilments()
+    assert (result["shipped"], result["no_consignment"]) == (1, 0)
+    assert len(sandbox.scayle.shipments) == 1
+    closed = connector.store.get(shipment_key(40001, "", number))
+    assert closed is not None and closed.state == State.CANCELLED
+    assert all(
+        kind != AlertKind.FULFILMENT_UNACKNOWLEDGED
+        for kind, _s, _c in connector.health().open_alerts
+    )
+
+
+def test_a_malformed_change_row_is_skipped_and_the_rest_still_ships() -> None:
+    sandbox, connector, sink = setup([40001, 40002])
+    ow = sandbox.orderwise
+    original = ow._export_order_changes
+
+    def with_bad_row(params: Any) -> list[dict[str, Any]]:
+        rows = original(params)
+        return [{**rows[0], "owOrderId": 999, "despatchedAt": "31/12/2026 25:99"}, *rows]
+
+    ow.register_export(ow.export_definitions.order_changes, with_bad_row, ["since"])
+    sandbox.orderwise.despatch("SCAYLE-40001", consignment="CN1")
+
+    first = connector.sync_fulfilments()
+    assert (first["bad_rows"], first["shipped"], first["poll_failed"]) == (1, 1, 0)
+    cursor = json.loads(connector.store.get_cursor(CURSOR) or "{}")
+    assert "watermark" in cursor  # the watermark moves on
+
+    sandbox.orderwise.despatch("SCAYLE-40002", consignment="CN2")
+    second = connector.sync_fulfilments()
+    assert (second["bad_rows"], second["shipped"]) == (1, 1)
+    assert shipments_by_key(sandbox) == {(40001, "CN1"): 1, (40002, "CN2"): 1}
+    alerts = sink.of_kind(AlertKind.SYNC_STALLED)
+    assert [a.subject for a in alerts] == ["fulfilment:bad_rows"]  # once for the same row
+    assert "despatchedAt" in alerts[0].message

@@ -518,3 +518,124 @@ def test_more_free_stock_never_shows_less(a: Decimal, b: Decimal, rule: StockSha
 def test_sellable_refuses_floats() -> None:
     with pytest.raises(TypeError):
         sellable_quantity(2.5, StockShaping())  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------- SCAYLE's value in doubt (review fixes)
+
+
+def test_a_figure_back_to_the_old_value_after_an_unclear_push_is_pushed() -> None:
+    sandbox = make_sandbox(["A"])
+    sandbox.orderwise.set_free_stock("A", 5, at=T0)
+    conn = connector(sandbox)
+    assert conn.sync_inventory().pushed == 1
+
+    sandbox.orderwise.set_free_stock("A", 4, at=T0 + timedelta(minutes=1))
+    sandbox.scayle.faults = Faults(timeout_after_commit_rate=1.0)  # stored, answer lost
+    assert conn.sync_inventory().deferred == 1
+    sandbox.scayle.faults = Faults()
+    assert sandbox.scayle.stock("A") == 4
+    state = PairState.from_json(conn.store.get_cursor(stock_cursor("A", "WH1")))
+    assert state.sent_quantity is None  # SCAYLE's value is no longer known
+
+    sandbox.orderwise.set_free_stock("A", 5, at=T0 + timedelta(minutes=2))  # back to the old value
+    result = conn.sync_inventory()
+    assert (result.pushed, result.unchanged) == (1, 0)
+    assert sandbox.scayle.stock("A") == 5
+    assert changed_at(sandbox.scayle.stock_updates[-1]) == T0 + timedelta(minutes=2)
+    assert conn.sync_inventory().unchanged == 1  # known again: the next idle pass pushes nothing
+
+
+def test_a_figure_back_to_the_old_value_after_a_stale_rejection_is_pushed() -> None:
+    sandbox = make_sandbox(["A"])
+    sink = MemoryAlertSink()
+    sandbox.orderwise.set_free_stock("A", 5, at=T0)
+    conn = connector(sandbox, sink=sink)
+    assert conn.sync_inventory().pushed == 1
+
+    # Someone else writes 3 with a changedAt ahead of OrderWise's next figure.
+    sandbox.scayle.set_stock("A", 3, changed_at=(T0 + timedelta(seconds=100)).isoformat())
+    sandbox.orderwise.set_free_stock("A", 4, at=T0 + timedelta(seconds=10))
+    assert conn.sync_inventory().stale_rejected == 1
+    assert sandbox.scayle.stock("A") == 3
+
+    sandbox.orderwise.set_free_stock("A", 5, at=T0 + timedelta(seconds=310))
+    result = conn.sync_inventory()
+    assert (result.pushed, result.unchanged) == (1, 0)
+    assert sandbox.scayle.stock("A") == 5
+    assert conn.health().open_alerts == ()  # the stale-rejection alert is resolved
+
+
+def test_a_stale_rejection_recorded_before_the_fix_does_not_count_as_unchanged() -> None:
+    old = PairState(
+        sent_quantity=5,
+        sent_at=T0,
+        refused_quantity=4,
+        refused_at=T0 + timedelta(seconds=10),
+        refused_outcome="stale_rejected",
+        held_at=T0 + timedelta(seconds=100),
+    )
+    sandbox = make_sandbox(["A"])
+    sandbox.scayle.set_stock("A", 3, changed_at=(T0 + timedelta(seconds=100)).isoformat())
+    sandbox.orderwise.set_free_stock("A", 5, at=T0 + timedelta(seconds=310))
+    conn = connector(sandbox)
+    conn.store.set_cursor(stock_cursor("A", "WH1"), old.to_json())
+    assert conn.sync_inventory().pushed == 1
+    assert sandbox.scayle.stock("A") == 5
+
+
+# ------------------------------------------------------------------------------ malformed rows
+
+
+def test_a_malformed_stock_row_is_skipped_counted_logged_and_alerted_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sandbox = make_sandbox(["A", "B"])
+    sandbox.orderwise.set_free_stock("A", 5, at=T0)
+    ow = sandbox.orderwise
+    original = ow._export_stock
+    bad_row = {"sku": None, "freeStock": 3, "stockLocationId": 1, "apiToken": "s3cr3t-value"}
+    inject = {"bad": True}
+
+    def with_bad_row(params: Any) -> list[dict[str, Any]]:
+        return original(params) + ([dict(bad_row)] if inject["bad"] else [])
+
+    ow.register_export(ow.export_definitions.stock_changes, with_bad_row, ["since"])
+    sink = MemoryAlertSink()
+    conn = connector(sandbox, sink=sink)
+
+    first = conn.sync_inventory()
+    assert (first.bad_rows, first.pushed, first.rows_read) == (1, 1, 2)
+    assert sandbox.scayle.stock("A") == 5
+    assert conn.store.get_cursor(WATERMARK_CURSOR) == T0.isoformat()  # the watermark moves on
+    logged = [r for r in caplog.records if getattr(r, "event", None) == "bad_export_row"]
+    assert len(logged) == 1 and "stockLocationId" in logged[0].getMessage()
+    assert "s3cr3t-value" not in caplog.text
+
+    sandbox.orderwise.set_free_stock("B", 7, at=T0 + timedelta(minutes=1))
+    second = conn.sync_inventory()  # the same bad row again: counted, not re-alerted
+    assert (second.bad_rows, second.pushed) == (1, 1)
+    assert sandbox.scayle.stock("B") == 7
+    alerts = sink.of_kind(AlertKind.SYNC_STALLED)
+    assert [a.subject for a in alerts] == ["inventory:bad_rows"]
+    assert "sku" in alerts[0].message and "s3cr3t-value" not in str(alerts[0].to_dict())
+
+    inject["bad"] = False
+    assert conn.sync_inventory().bad_rows == 0
+    assert conn.health().open_alerts == ()
+
+
+def test_a_malformed_row_in_the_full_stock_export_does_not_break_the_drift_report() -> None:
+    sandbox = make_sandbox(["A"])
+    sandbox.orderwise.set_free_stock("A", 5, at=T0)
+    ow = sandbox.orderwise
+    original = ow._export_stock
+
+    def with_bad_row(params: Any) -> list[dict[str, Any]]:
+        return [*original(params), {"sku": "A", "freeStock": "lots"}]
+
+    export_id = ow.export_definitions.stock_full or ow.export_definitions.stock_changes
+    ow.register_export(export_id, with_bad_row, [])
+    conn = connector(sandbox)
+    assert conn.sync_inventory().pushed == 1
+    report = conn.reconcile_stock()  # the odd row is skipped (and logged), the rest compared
+    assert report.ok and report.summary.in_sync == 1

@@ -30,13 +30,14 @@ import json
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
+import attrs
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .._http import (
     DEFAULT_MAX_RETRIES,
@@ -56,6 +57,7 @@ from ..errors import (
     AuthenticationError,
     BadRequestError,
     ConfigError,
+    InvalidResponseError,
     PermissionDeniedError,
     UnknownVariantError,
 )
@@ -77,6 +79,8 @@ __all__ = [
     "DEFAULT_UNKNOWN_VARIANT_PATTERN",
     "AsyncOrderwiseClient",
     "ExportDefinitions",
+    "InvalidRow",
+    "InvalidRowHandler",
     "OrderwiseClient",
 ]
 
@@ -109,6 +113,57 @@ def _format_param(value: Any) -> Any:
 def _loads(content: bytes) -> Any:
     """JSON with exact decimals (money and stock may be fractional)."""
     return json.loads(content, parse_float=Decimal)
+
+
+@attrs.frozen
+class InvalidRow:
+    """An export row its wire model refused (see the ``on_invalid`` argument of ``iter_*``)."""
+
+    export: str
+    """Which export it came from, e.g. ``"order_changes"``."""
+    index: int
+    """Its position in the export's answer."""
+    raw: Mapping[str, Any]
+    """The row as OrderWise sent it (export columns; no credentials)."""
+    reason: str
+    """What was wrong, e.g. ``"despatchedAt: Input should be a valid datetime"``."""
+
+
+InvalidRowHandler = Callable[[InvalidRow], None]
+"""Receives each refused row; the iteration then goes on with the next row."""
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _validation_reason(exc: ValidationError) -> str:
+    """The problems of a refused row, without the offending values."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in error["loc"]) or "row"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _rows_as(
+    model: type[_M],
+    rows: Iterable[Any],
+    export: str,
+    on_invalid: InvalidRowHandler | None,
+) -> Iterator[_M]:
+    """Validate export rows one by one. A refused row raises ``InvalidResponseError`` (naming the
+    row's index) or, with ``on_invalid``, is handed to it and skipped."""
+    for index, raw in enumerate(rows):
+        try:
+            yield model.model_validate(raw)
+        except ValidationError as exc:
+            reason = _validation_reason(exc)
+            if on_invalid is None:
+                raise InvalidResponseError(
+                    f"OrderWise {export} export row {index} is malformed ({reason})",
+                    entity_id=index,
+                ) from None
+            row = raw if isinstance(raw, Mapping) else {"row": raw}
+            on_invalid(InvalidRow(export, index, row, reason))
 
 
 class _TokenCache:
@@ -597,20 +652,28 @@ class OrderwiseClient(_ClientBase):
         rows = self.run_export(self.export_definitions.order_by_reference, ref=reference)
         return self._core.matching_reference(rows, reference)
 
-    def iter_order_changes(self, since: datetime) -> Iterator[OrderChangeRow]:
-        """Rows of orders created, amended or despatched at or after ``since`` (one per line/delivery)."""
-        rows = self.run_export(self.export_definitions.order_changes, since=since)
-        return (OrderChangeRow.model_validate(r) for r in rows)
+    def iter_order_changes(
+        self, since: datetime, *, on_invalid: InvalidRowHandler | None = None
+    ) -> Iterator[OrderChangeRow]:
+        """Rows of orders created, amended or despatched at or after ``since`` (one per line/delivery).
 
-    def iter_stock_changes(self, since: datetime) -> Iterator[StockRow]:
+        A malformed row raises ``InvalidResponseError`` when reached, or, with ``on_invalid``, is
+        passed to it as an :class:`InvalidRow` and skipped (the same for every ``iter_*`` export).
+        """
+        rows = self.run_export(self.export_definitions.order_changes, since=since)
+        return _rows_as(OrderChangeRow, rows, "order_changes", on_invalid)
+
+    def iter_stock_changes(
+        self, since: datetime, *, on_invalid: InvalidRowHandler | None = None
+    ) -> Iterator[StockRow]:
         """Free stock per variant and location recalculated at or after ``since``."""
         rows = self.run_export(self.export_definitions.stock_changes, since=since)
-        return (StockRow.model_validate(r) for r in rows)
+        return _rows_as(StockRow, rows, "stock_changes", on_invalid)
 
-    def iter_stock_full(self) -> Iterator[StockRow]:
+    def iter_stock_full(self, *, on_invalid: InvalidRowHandler | None = None) -> Iterator[StockRow]:
         """Free stock of every variant (``export_definitions.stock_full``), for a full resync."""
         rows = self.run_export(self._core.stock_full_id())
-        return (StockRow.model_validate(r) for r in rows)
+        return _rows_as(StockRow, rows, "stock_full", on_invalid)
 
     def iter_order_details(
         self, since: datetime | None = None, until: datetime | None = None
@@ -759,20 +822,29 @@ class AsyncOrderwiseClient(_ClientBase):
         rows = await self.run_export(self.export_definitions.order_by_reference, ref=reference)
         return self._core.matching_reference(rows, reference)
 
-    async def iter_order_changes(self, since: datetime) -> AsyncIterator[OrderChangeRow]:
+    async def iter_order_changes(
+        self, since: datetime, *, on_invalid: InvalidRowHandler | None = None
+    ) -> AsyncIterator[OrderChangeRow]:
         """See :meth:`OrderwiseClient.iter_order_changes`."""
-        for row in await self.run_export(self.export_definitions.order_changes, since=since):
-            yield OrderChangeRow.model_validate(row)
+        rows = await self.run_export(self.export_definitions.order_changes, since=since)
+        for row in _rows_as(OrderChangeRow, rows, "order_changes", on_invalid):
+            yield row
 
-    async def iter_stock_changes(self, since: datetime) -> AsyncIterator[StockRow]:
+    async def iter_stock_changes(
+        self, since: datetime, *, on_invalid: InvalidRowHandler | None = None
+    ) -> AsyncIterator[StockRow]:
         """See :meth:`OrderwiseClient.iter_stock_changes`."""
-        for row in await self.run_export(self.export_definitions.stock_changes, since=since):
-            yield StockRow.model_validate(row)
+        rows = await self.run_export(self.export_definitions.stock_changes, since=since)
+        for row in _rows_as(StockRow, rows, "stock_changes", on_invalid):
+            yield row
 
-    async def iter_stock_full(self) -> AsyncIterator[StockRow]:
+    async def iter_stock_full(
+        self, *, on_invalid: InvalidRowHandler | None = None
+    ) -> AsyncIterator[StockRow]:
         """See :meth:`OrderwiseClient.iter_stock_full`."""
-        for row in await self.run_export(self._core.stock_full_id()):
-            yield StockRow.model_validate(row)
+        rows = await self.run_export(self._core.stock_full_id())
+        for row in _rows_as(StockRow, rows, "stock_full", on_invalid):
+            yield row
 
     async def iter_order_details(
         self, since: datetime | None = None, until: datetime | None = None

@@ -25,6 +25,8 @@ the current state of both systems.
 ``POST /fulfillment/cancellations`` of the units not yet shipped or cancelled in SCAYLE (mapped back
 to item ids through the lines the ledger kept at push time). Only the OrderWise order the ledger
 links to the SCAYLE order counts (cancelling a duplicate in OrderWise cancels nothing in SCAYLE).
+A malformed export row is skipped, counted ``bad_rows`` and alerted once (see :mod:`.bad_rows`);
+the other rows and the watermark go on.
 """
 
 from __future__ import annotations

@@ -3,11 +3,31 @@
 A pass has three steps:
 
 1. **Poll** the ``order_changes`` export definition from a watermark (minus
-   ``flows.poll_overlap_seconds``, so late commits are not missed). Every delivery with a
+   ``flows.poll_overlap_seconds``, so late commits are not missed). Every OrderWise delivery with a
    consignment number becomes one ledger record ``shipment:<SCAYLE order id>:<consignment>`` holding
-   what OrderWise despatched (units per variant code, courier, time). Re-reading the same delivery
-   in the overlap window finds the record already there. Status texts are mapped through the
-   configured status map; an unknown text raises :attr:`AlertKind.STATUS_UNKNOWN` once.
+   what OrderWise despatched (units per variant code, courier, time) and sent with
+   ``shipmentKey`` = the consignment (the tracking number). Re-reading the same delivery in the
+   overlap window finds the record already there. Status texts are mapped through the configured
+   status map; an unknown text raises :attr:`AlertKind.STATUS_UNKNOWN` once. Odd cases:
+
+   - **A consignment number used again** by a later delivery of the same order (a collection
+     reference, a reused label): told apart by the OrderWise ``deliveryNumber``. The first delivery
+     keeps the plain key; each further one gets ``shipment:<order>:<consignment>#<delivery number>``
+     and ``shipmentKey`` ``<consignment>-<delivery number>`` (counted ``consignment_reused``): SCAYLE
+     keys packages by ``shipmentKey``, so reusing the consignment would be taken for the first
+     package. The storefront's tracking link of such a package carries the suffix. Without a
+     ``deliveryNumber`` column deliveries cannot be told apart: units a known consignment gains are
+     counted ``units_beyond_package`` and raise :attr:`AlertKind.FULFILMENT_UNACKNOWLEDGED`
+     (subject ``<order>:<consignment>:more_units``) instead of being sent.
+   - **A despatch without a consignment number** (a delivery number or despatch time but no
+     consignment) cannot be sent: SCAYLE needs the ``shipmentKey``. It is counted
+     ``no_consignment`` and parked as a ``quarantined`` record
+     ``shipment:<order>:#<delivery number>`` (or ``#at-<despatch time>``); the watch step raises
+     :attr:`AlertKind.FULFILMENT_UNACKNOWLEDGED` (subject ``<order>:no-consignment:<id>``, once)
+     when it is older than ``flows.fulfilment_ack_timeout_seconds``, which leaves the warehouse
+     time to enter the number. If the delivery shows up with a consignment later, it is recorded
+     as a normal package and the parked record is cancelled (its alert resolved).
+   - **Malformed rows** are skipped, counted ``bad_rows`` and alerted (see :mod:`.bad_rows`).
 2. **Send** every due package: while the SCAYLE order is not acknowledged in the ledger (a despatch
    seen before the order push finished) the package waits. Otherwise the SCAYLE order is read: a
    package with the same ``shipmentKey`` already there is adopted (a lost response or a crash never
@@ -57,6 +77,7 @@ from ..orderwise.models import OrderChangeRow
 from ..orderwise.statuses import CanonicalStatus, canonical_status, is_shipped
 from ..scayle.models import Order
 from ..store import Record, State
+from .bad_rows import BadRows
 from .context import FlowContext, SyncResult
 from .orders import ORDER_KIND, order_key
 
@@ -94,11 +115,18 @@ DEFAULT_CARRIER_MAP: Mapping[str, str] = {
 """OrderWise courier names → SCAYLE carrier keys (a guess at common UK couriers; override it)."""
 
 _OPEN_SHIPMENT_STATES = (State.PENDING, State.SENT, State.FAILED, State.IN_FLIGHT)
+_NO_CONSIGNMENT_REASON = (
+    "no_consignment: despatched in OrderWise without a consignment number; SCAYLE needs one as "
+    "the shipmentKey. Enter it in OrderWise, or create the shipment in SCAYLE by hand"
+)
 
 
-def shipment_key(order_id: int | str, consignment: str) -> str:
-    """The ledger key of one package: ``shipment:<SCAYLE order id>:<consignment>``."""
-    return f"shipment:{order_id}:{consignment}"
+def shipment_key(order_id: int | str, consignment: str, delivery_number: str | None = None) -> str:
+    """The ledger key of one package: ``shipment:<SCAYLE order id>:<consignment>``, or with
+    ``#<delivery number>`` appended for a further delivery under a consignment already recorded
+    (and, with an empty consignment, for a despatch without a consignment number)."""
+    base = f"shipment:{order_id}:{consignment}"
+    return f"{base}#{delivery_number}" if delivery_number else base
 
 
 def _courier_key(name: str) -> str:
@@ -230,6 +258,8 @@ class ChangeFeed:
     ``watermark - poll_overlap_seconds``. Before the first read it starts at the oldest order in the
     ledger. :meth:`commit` moves the watermark after the rows were recorded. A feed that has not been
     read successfully for ``sync_stalled_after_seconds`` raises :attr:`AlertKind.SYNC_STALLED`.
+    A malformed row is skipped, counted ``bad_rows`` and alerted (see :mod:`.bad_rows`); the rows
+    after it and the watermark go on.
     """
 
     def __init__(self, ctx: FlowContext, name: str, flow: str) -> None:
@@ -274,8 +304,9 @@ class ChangeFeed:
         state = self._load()
         now = ctx.clock()
         since = self.since(state, now)
+        bad = BadRows(ctx, self.flow, result)
         try:
-            rows = list(ctx.orderwise.iter_order_changes(since))
+            rows = list(ctx.orderwise.iter_order_changes(since, on_invalid=bad))
         except ConnectorError as exc:
             result.add("poll_failed")
             result.errors.append(f"{self.name}: {type(exc).__name__}: {exc}")
@@ -285,7 +316,8 @@ class ChangeFeed:
             self.check_stalled(now, state, str(exc))
             return None
         self._state, self._rows, self._read_at = state, rows, now
-        result.add("rows_read", len(rows))
+        result.add("rows_read", len(rows) + len(bad.rows))
+        bad.finish()
         return rows
 
     def commit(self) -> None:
@@ -427,10 +459,24 @@ class _Delivery:
         if qty:
             self.units[row.variant_code] = self.units.get(row.variant_code, 0) + qty
 
-    def payload(self) -> dict[str, Any]:
+    @property
+    def number(self) -> str:
+        """The OrderWise delivery number ("" when the export has none)."""
+        return min(self.delivery_numbers, key=_delivery_sort_key, default="")
+
+    @property
+    def despatch_id(self) -> str:
+        """What tells this despatch apart without a consignment: the delivery number, else the
+        despatch time."""
+        if self.number:
+            return self.number
+        return f"at-{self.despatched_at.isoformat()}" if self.despatched_at else "unknown"
+
+    def payload(self, package_key: str | None = None) -> dict[str, Any]:
         return {
             "order_id": self.order_id,
-            "consignment": self.consignment,
+            "consignment": self.consignment or None,
+            "shipment_key": package_key,
             "ow_order_id": self.ow_order_id,
             "ow_order_number": self.ow_order_number,
             "reference": self.reference,
@@ -441,6 +487,12 @@ class _Delivery:
             "delivery_numbers": sorted(self.delivery_numbers),
             "units": dict(sorted(self.units.items())) if self.units is not None else None,
         }
+
+
+def _delivery_sort_key(number: str) -> tuple[int, int, str]:
+    """Delivery numbers in OrderWise's order (numerically when they are numbers)."""
+    text = number.strip()
+    return (0, int(text), text) if text.isdigit() else (1, 0, text)
 
 
 class _Skip(Exception):
@@ -468,20 +520,28 @@ class FulfilmentSync:
     # ------------------------------------------------------------------------------------ poll
 
     def record_deliveries(self, rows: Sequence[OrderChangeRow], result: SyncResult) -> None:
-        """One ledger record per (SCAYLE order, consignment) found in ``rows`` (idempotent)."""
+        """One ledger record per OrderWise delivery with a consignment found in ``rows``
+        (idempotent); a despatch without a consignment is counted and parked (see the module
+        docstring)."""
         ctx = self.ctx
         if note_unknown_statuses(ctx, rows):
             result.add("unknown_status_alerts")
-        deliveries: dict[tuple[int, str], _Delivery] = {}
+        deliveries: dict[tuple[int, str, str], _Delivery] = {}
         for row in rows:
-            if not row.has_consignment:
-                continue
+            despatched = row.delivery_number or row.despatched_at is not None
+            if not row.has_consignment and not despatched:
+                continue  # a line not (yet) in a delivery
             order_id = scayle_order_id(ctx, row)
             if order_id is None:
                 result.add("not_ours")
                 continue
-            consignment = (row.consignment or "").strip()
-            delivery = deliveries.get((order_id, consignment))
+            consignment = (row.consignment or "").strip() if row.has_consignment else ""
+            group = (order_id, consignment, (row.delivery_number or "").strip())
+            if not consignment and not group[2]:
+                # Without a delivery number the despatch time tells despatches apart.
+                when = row.despatched_at.isoformat() if row.despatched_at else ""
+                group = (order_id, "", f"at-{when}")
+            delivery = deliveries.get(group)
             if delivery is None:
                 delivery = _Delivery(
                     order_id=order_id,
@@ -494,21 +554,128 @@ class FulfilmentSync:
                     tracking_url=row.tracking_url,
                     status_text=row.status_text,
                 )
-                deliveries[(order_id, consignment)] = delivery
+                deliveries[group] = delivery
             delivery.add(row)
-        for (order_id, consignment), delivery in deliveries.items():
-            key = shipment_key(order_id, consignment)
+        per_consignment: dict[tuple[int, str], list[_Delivery]] = {}
+        for (order_id, consignment, _number), delivery in deliveries.items():
+            if not consignment:
+                self._record_without_consignment(delivery, result)
+                continue
+            per_consignment.setdefault((order_id, consignment), []).append(delivery)
+        for (order_id, consignment), group_deliveries in per_consignment.items():
+            self._record_consignment(order_id, consignment, group_deliveries, result)
+
+    def _record_consignment(
+        self, order_id: int, consignment: str, deliveries: list[_Delivery], result: SyncResult
+    ) -> None:
+        """Record the deliveries sharing one consignment number, the first one under the plain
+        key and shipmentKey, each further one under ``#<delivery number>``."""
+        ctx = self.ctx
+        base = shipment_key(order_id, consignment)
+        first = ctx.store.get(base)
+        for delivery in sorted(deliveries, key=lambda d: _delivery_sort_key(d.number)):
+            self._consignment_arrived(delivery)
+            if first is None:
+                first = ctx.store.ensure(
+                    base,
+                    kind=SHIPMENT_KIND,
+                    subject=str(order_id),
+                    payload=delivery.payload(consignment),
+                    reason="despatched in OrderWise",
+                )
+                if first.payload == delivery.payload(consignment):
+                    result.add("packages_recorded")
+                    ctx.log("fulfilment.recorded", order_id=order_id, consignment=consignment)
+                    continue
+            known = [str(n) for n in (first.payload or {}).get("delivery_numbers") or ()]
+            if not delivery.number or not known:
+                self._check_more_units(first, delivery, result)  # cannot tell deliveries apart
+                continue
+            if delivery.number in known:
+                continue
+            key = shipment_key(order_id, consignment, delivery.number)
             if ctx.store.get(key) is not None:
                 continue
+            package_key = f"{consignment}-{delivery.number}"
             ctx.store.ensure(
                 key,
                 kind=SHIPMENT_KIND,
                 subject=str(order_id),
-                payload=delivery.payload(),
-                reason="despatched in OrderWise",
+                payload=delivery.payload(package_key),
+                reason=f"despatched in OrderWise (delivery {delivery.number}, a further package "
+                f"under consignment {consignment}: shipmentKey {package_key})",
             )
             result.add("packages_recorded")
-            ctx.log("fulfilment.recorded", order_id=order_id, consignment=consignment)
+            result.add("consignment_reused")
+            ctx.log(
+                "fulfilment.recorded",
+                order_id=order_id,
+                consignment=consignment,
+                delivery=delivery.number,
+                shipment_key=package_key,
+            )
+
+    def _check_more_units(self, record: Record, delivery: _Delivery, result: SyncResult) -> None:
+        """Without delivery numbers a second despatch under a known consignment cannot be told
+        apart: alert when the consignment now holds units the recorded package does not."""
+        recorded = (record.payload or {}).get("units")
+        if recorded is None or delivery.units is None:
+            return
+        extra = {
+            code: qty - int(recorded.get(code, 0))
+            for code, qty in sorted(delivery.units.items())
+            if qty > int(recorded.get(code, 0))
+        }
+        if not extra:
+            return
+        result.add("units_beyond_package", sum(extra.values()))
+        self.ctx.alerts.raise_alert(
+            AlertKind.FULFILMENT_UNACKNOWLEDGED,
+            f"{record.subject}:{delivery.consignment}:more_units",
+            f"consignment {delivery.consignment} of order {record.subject} now holds units the "
+            f"package sent for it does not ({extra}); the export has no delivery numbers, so they "
+            "were not sent to SCAYLE: ship them by hand or add deliveryNumber to the export",
+            cause="more_units:" + ",".join(f"{k}={v}" for k, v in extra.items()),
+            details={"order_id": record.subject, "consignment": delivery.consignment},
+        )
+
+    def _record_without_consignment(self, delivery: _Delivery, result: SyncResult) -> None:
+        """Park a despatch without a consignment number as a quarantined record; the watch step
+        alerts on it after ``flows.fulfilment_ack_timeout_seconds``."""
+        ctx = self.ctx
+        result.add("no_consignment")
+        key = shipment_key(delivery.order_id, "", delivery.despatch_id)
+        if ctx.store.get(key) is not None:
+            return
+        ctx.store.ensure(
+            key,
+            kind=SHIPMENT_KIND,
+            subject=str(delivery.order_id),
+            payload={
+                **delivery.payload(None),
+                "no_consignment": True,
+                "despatch_id": delivery.despatch_id,
+            },
+            state=State.QUARANTINED,
+            reason=_NO_CONSIGNMENT_REASON,
+        )
+        ctx.log(
+            "fulfilment.no_consignment", order_id=delivery.order_id, despatch=delivery.despatch_id
+        )
+
+    def _consignment_arrived(self, delivery: _Delivery) -> None:
+        """A despatch parked without a consignment now has one: close the parked record."""
+        ctx = self.ctx
+        parked = ctx.store.get(shipment_key(delivery.order_id, "", delivery.despatch_id))
+        if parked is None or parked.state != State.QUARANTINED:
+            return
+        with suppress(StoreError):
+            ctx.store.mark(
+                parked.key,
+                State.CANCELLED,
+                reason=f"consignment {delivery.consignment} arrived; recorded as its package",
+            )
+        ctx.alerts.resolve(AlertKind.FULFILMENT_UNACKNOWLEDGED, _subject(parked))
 
     # ------------------------------------------------------------------------------------ send
 
@@ -581,7 +748,11 @@ class FulfilmentSync:
     ) -> None:
         ctx = self.ctx
         data = record.payload or {}
-        consignment = str(data.get("consignment") or record.key.split(":", 2)[-1])
+        if data.get("no_consignment"):  # released by a person: still nothing to send it under
+            self._quarantine(record, _NO_CONSIGNMENT_REASON)
+            result.add("quarantined")
+            return
+        consignment = _package_key(record)  # the shipmentKey SCAYLE gets for this package
 
         # 1. Already in SCAYLE (a lost answer, a crash, or someone else sent it): adopt it.
         package = next((p for p in order.packages if p.shipment_key == consignment), None)
@@ -733,7 +904,7 @@ class FulfilmentSync:
         ctx.alerts.raise_alert(
             AlertKind.FULFILMENT_UNACKNOWLEDGED,
             _subject(record),
-            f"package {_consignment(record)} of order {record.subject} was not sent to SCAYLE: "
+            f"package {_package_key(record)} of order {record.subject} was not sent to SCAYLE: "
             f"{reason}",
             cause=str(State.QUARANTINED),
             details={"order_id": record.subject, "consignment": _consignment(record)},
@@ -750,14 +921,30 @@ class FulfilmentSync:
         for record in ctx.store.records(states=states, kind=SHIPMENT_KIND):
             if now - record.created_at <= limit:
                 continue
+            age = int((now - record.created_at).total_seconds())
+            data = record.payload or {}
+            if data.get("no_consignment"):
+                number = data.get("ow_order_number") or data.get("reference") or "?"
+                message = (
+                    f"order {record.subject} (OrderWise {number}) has a despatch "
+                    f"({data.get('despatch_id')}) without a consignment number for {age} s: SCAYLE "
+                    "does not know those units shipped. Enter the consignment in OrderWise, or "
+                    "create the shipment in SCAYLE by hand"
+                )
+                cause = "no_consignment"
+            else:
+                message = (
+                    f"package {_package_key(record)} of order {record.subject} despatched in "
+                    f"OrderWise is not acknowledged by SCAYLE after {age} s ({record.state}: "
+                    f"{record.reason or 'no reason recorded'})"
+                )
+                cause = str(record.state)
             if ctx.alerts.raise_alert(
                 AlertKind.FULFILMENT_UNACKNOWLEDGED,
                 _subject(record),
-                f"package {_consignment(record)} of order {record.subject} despatched in OrderWise "
-                f"is not acknowledged by SCAYLE after {int((now - record.created_at).total_seconds())}"
-                f" s ({record.state}: {record.reason or 'no reason recorded'})",
-                cause=str(record.state),
-                details={"order_id": record.subject, "consignment": _consignment(record)},
+                message,
+                cause=cause,
+                details={"order_id": record.subject, "consignment": data.get("consignment")},
             ):
                 result.add("unacknowledged_alerts")
 
@@ -766,8 +953,18 @@ def _consignment(record: Record) -> str:
     return str((record.payload or {}).get("consignment") or record.key.split(":", 2)[-1])
 
 
+def _package_key(record: Record) -> str:
+    """The package's SCAYLE ``shipmentKey``: the consignment, or ``<consignment>-<delivery>`` for a
+    further delivery under a consignment already used."""
+    data = record.payload or {}
+    return str(data.get("shipment_key") or _consignment(record))
+
+
 def _subject(record: Record) -> str:
-    return f"{record.subject}:{_consignment(record)}"
+    data = record.payload or {}
+    if data.get("no_consignment"):
+        return f"{record.subject}:no-consignment:{data.get('despatch_id')}"
+    return f"{record.subject}:{_package_key(record)}"
 
 
 def _service_codes(ctx: FlowContext) -> frozenset[str]:

@@ -24,7 +24,9 @@ One pass (:meth:`InventorySync.run`):
 
 4. Push each figure that differs from the last value SCAYLE accepted for that pair (kept in the
    store, so it survives restarts and is shared by workers), on a small thread pool
-   (``inventory.max_workers``); the SCAYLE client's per-scope rate budget paces the calls.
+   (``inventory.max_workers``); the SCAYLE client's per-scope rate budget paces the calls. After
+   a push that ended unclear (deferred: SCAYLE may have stored it) or was stale-rejected (SCAYLE
+   holds another figure) SCAYLE's value is unknown, so the next figure is pushed whatever it is.
 5. Read SCAYLE's echo. An echo that does not show what was sent means SCAYLE kept a newer
    ``changedAt`` and dropped the update: counted ``stale_rejected`` and alerted
    (:attr:`~scayle_orderwise.alerts.AlertKind.STOCK_STALE_REJECTED`, once per SKU and warehouse
@@ -33,12 +35,14 @@ One pass (:meth:`InventorySync.run`):
    must be retried (transient errors, 429s, timeouts), so nothing is lost.
 
 Outcome counts of :class:`~scayle_orderwise.sync.SyncResult` (``result["pushed"]`` ...):
-``rows_read``, ``pushed``, ``unchanged`` (equal to the last value sent), ``superseded`` (older than
+``rows_read``, ``pushed``, ``unchanged`` (equal to the last value SCAYLE accepted from us, with no
+unclear or stale-rejected push since), ``superseded`` (older than
 what SCAYLE already holds: a figure re-read in the overlap, or one SCAYLE is known to hold newer),
 ``already_rejected`` (the same figure was refused before), ``stale_rejected``, ``unknown_variant``
 (SCAYLE answered 404 for the SKU), ``unknown_warehouse``, ``deferred`` (retried next pass),
 ``failed`` (SCAYLE refused the input; not retried until the figure changes), ``unmapped_sku``,
-``no_warehouse``, ``no_timestamp``.
+``no_warehouse``, ``no_timestamp``, ``bad_rows`` (export rows the wire model refused: skipped,
+logged and alerted once, see :mod:`.bad_rows`; the other rows and the watermark go on).
 
 State in the store (cursors): ``inventory:watermark``, ``inventory:last_success``,
 ``inventory:first_pass`` and one ``stock:<sku>:<warehouse>`` (percent-encoded) per pair holding the
@@ -74,6 +78,7 @@ from ..errors import (
 from ..orderwise.models import StockRow
 from ..reconcile.stock import StockReport, reconcile_stock_levels
 from ..scayle.models import VariantStock
+from .bad_rows import BadRows
 from .context import FlowContext, SyncResult
 from .stock_shaping import shape_for_sku
 
@@ -165,7 +170,13 @@ class StockFigure:
 @attrs.frozen
 class PairState:
     """What the store remembers per (SKU, warehouse): the last value SCAYLE accepted from us,
-    the last figure it refused for good, and the newer ``changedAt`` a stale echo showed."""
+    the last figure it refused for good, and the newer ``changedAt`` a stale echo showed.
+
+    ``sent_quantity`` is what SCAYLE holds as far as we know; it is cleared (``None``: unknown)
+    when a later push ended unclear (deferred: it may have been stored) or was stale-rejected
+    (SCAYLE holds someone else's figure), so the next figure is pushed even if it equals the old
+    one. ``sent_at`` is kept: a figure older than a value SCAYLE accepted is still superseded.
+    """
 
     sent_quantity: int | None = None
     sent_at: datetime | None = None
@@ -210,7 +221,11 @@ class PairState:
         """Why ``figure`` need not be pushed (an outcome name), or ``None`` to push it."""
         if self.sent_at is not None and figure.changed_at < self.sent_at:
             return SUPERSEDED
-        if self.sent_quantity is not None and figure.quantity == self.sent_quantity:
+        if (
+            self.sent_quantity is not None
+            and self.held_at is None
+            and figure.quantity == self.sent_quantity
+        ):
             return UNCHANGED
         if (
             self.refused_outcome is not None
@@ -293,8 +308,10 @@ class InventorySync:
         watermark = _parse(ctx.store.get_cursor(WATERMARK_CURSOR))
         overlap = timedelta(seconds=max(0, ctx.inventory.overlap_seconds))
         since = EPOCH if watermark is None else max(EPOCH, watermark - overlap)
-        rows = list(ctx.orderwise.iter_stock_changes(since))
-        result.add("rows_read", len(rows))
+        bad = BadRows(ctx, STALLED_SUBJECT, result)
+        rows = list(ctx.orderwise.iter_stock_changes(since, on_invalid=bad))
+        result.add("rows_read", len(rows) + len(bad.rows))
+        bad.finish()
         figures = self.figures(rows, result)
         outcomes = self.push_all(figures)
         hold: datetime | None = None
@@ -421,12 +438,14 @@ class InventorySync:
             return PushOutcome(figure, outcome, f"{figure.sku}@{figure.warehouse}: {exc}")
         except (TransientError, AmbiguousOutcomeError) as exc:
             ctx.log("stock_deferred", sku=figure.sku, warehouse=figure.warehouse, error=str(exc))
+            self._in_doubt(name, state)
             return PushOutcome(figure, DEFERRED)
         except ConnectorError as exc:
             self._refused(name, state, figure, FAILED)
             return PushOutcome(figure, FAILED, f"{figure.sku}@{figure.warehouse}: {exc}")
         except Exception as exc:  # one bad figure never ends the pass; retried next pass
             ctx.logger.exception("unexpected error pushing %s@%s", figure.sku, figure.warehouse)
+            self._in_doubt(name, state)
             return PushOutcome(
                 figure, DEFERRED, f"{figure.sku}@{figure.warehouse}: {type(exc).__name__}: {exc}"
             )
@@ -440,6 +459,7 @@ class InventorySync:
         held = _utc(echo.changed_at) if echo.changed_at is not None else figure.changed_at
         state = attrs.evolve(
             state,
+            sent_quantity=None,  # SCAYLE holds someone else's figure now
             refused_quantity=figure.quantity,
             refused_at=figure.changed_at,
             refused_outcome=STALE_REJECTED,
@@ -471,6 +491,12 @@ class InventorySync:
         )
         return PushOutcome(figure, STALE_REJECTED)
 
+    def _in_doubt(self, name: str, state: PairState) -> None:
+        """After an unclear push SCAYLE may hold the new figure or the old one: forget which, so
+        the next figure is pushed even when it equals the last one acknowledged."""
+        if state.sent_quantity is not None:
+            self.ctx.store.set_cursor(name, attrs.evolve(state, sent_quantity=None).to_json())
+
     def _refused(self, name: str, state: PairState, figure: StockFigure, outcome: str) -> None:
         refused = attrs.evolve(
             state,
@@ -500,10 +526,11 @@ class InventorySync:
 
     def _full_stock(self) -> Iterator[StockRow]:
         orderwise = self.ctx.orderwise
+        bad = BadRows(self.ctx, "stock_drift", SyncResult("stock_drift"))  # logged, not alerted
         try:
-            return iter(list(orderwise.iter_stock_full()))
+            return iter(list(orderwise.iter_stock_full(on_invalid=bad)))
         except ConfigError:
-            return iter(list(orderwise.iter_stock_changes(EPOCH)))
+            return iter(list(orderwise.iter_stock_changes(EPOCH, on_invalid=bad)))
 
     def _scayle_stock(self, sku: str) -> list[tuple[str, str | None, int | None]]:
         try:

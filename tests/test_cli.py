@@ -49,6 +49,13 @@ username = "{sandbox.orderwise.username}"
 session_id = {sandbox.orderwise.session_id}
 cancel_endpoint = "{sandbox.orderwise.cancel_path}"
 
+[orderwise.export_definitions]
+order_changes = {sandbox.orderwise.export_definitions.order_changes}
+order_by_reference = {sandbox.orderwise.export_definitions.order_by_reference}
+stock_changes = {sandbox.orderwise.export_definitions.stock_changes}
+order_details = {sandbox.orderwise.export_definitions.order_details}
+stock_full = {sandbox.orderwise.export_definitions.stock_full}
+
 [store]
 url = "sqlite:///{tmp_path / "ledger.db"}"
 
@@ -57,6 +64,9 @@ log = false
 
 [flows]
 backoff_base_seconds = 0
+
+[inventory]
+default_warehouse = "{sandbox.scayle.default_warehouse}"
 """,
         encoding="utf-8",
     )
@@ -150,3 +160,69 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     reasons = report["summary"]["by_reason"]
     assert reasons.get("missing_in_erp") == 1  # the planted unknown SKU
     assert (folder / "ledger.db").exists()
+
+
+def test_ledger_commands_need_no_credentials_and_show_open_alerts(
+    configured: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert runner.invoke(app, ["sync", "orders", "--config", str(configured)]).exit_code == 0
+    monkeypatch.delenv("SCAYLE_ORDERWISE_SCAYLE__TOKEN")
+    monkeypatch.delenv("SCAYLE_ORDERWISE_ORDERWISE__PASSWORD")
+    monkeypatch.setenv("SCAYLE_ORDERWISE_STORE__URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    status = runner.invoke(app, ["status", "--json"])
+    assert status.exit_code == 0, status.output
+    health = json.loads(status.output)
+    assert ["order_quarantined", "506", "unknown_variant"] in health["open_alerts"]
+    listed = runner.invoke(app, ["quarantine", "list", "--kind", "all"])
+    assert listed.exit_code == 0 and "506" in listed.output
+    assert runner.invoke(app, ["quarantine", "release", "order:506"]).exit_code == 0
+    health = json.loads(runner.invoke(app, ["status", "--json"]).output)
+    assert health["open_alerts"] == [] and health["counts"]["pending"] == 1
+
+
+def test_stock_drift_report(configured: Path, served: SandboxServer) -> None:
+    served.sandbox.orderwise.set_free_stock("SKU-TEE-BLK-M", 12)
+    result = runner.invoke(
+        app, ["reconcile-stock", "--config", str(configured), "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    rows = [r for r in report["rows"] if r["sku"] == "SKU-TEE-BLK-M"]
+    assert rows and rows[0]["expected"] == 12
+
+
+def test_watch_reports_a_failed_pass_and_goes_on(configured: Path, served: SandboxServer) -> None:
+    served.sandbox.orderwise.exports_permitted = False  # every export definition answers 403
+    result = runner.invoke(
+        app,
+        ["sync", "all", "--config", str(configured), "--watch", "--interval", "1", "--passes", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.count("orders:") == 2  # the orders flow ran in both passes
+    once = runner.invoke(app, ["sync", "inventory", "--config", str(configured)])
+    assert once.exit_code == 1 and "failed_pass=1" in once.output
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ("[orderwise.export_definitions]\norder_change = 31\n", "order_change"),
+        ('[orderwise.status_map]\n"Despatched" = "shipped"\n', "canonical"),
+    ],
+)
+def test_bad_orderwise_settings_exit_2(tmp_path: Path, toml: str, needle: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(toml, encoding="utf-8")
+    result = runner.invoke(app, ["status", "--config", str(config)])
+    assert result.exit_code == 2 and needle in result.output and "Traceback" not in result.output
+
+
+def test_export_definitions_are_required_for_real_systems(configured: Path, tmp_path: Path) -> None:
+    text = configured.read_text(encoding="utf-8")
+    stripped = (
+        text.split("[orderwise.export_definitions]")[0] + "[store]" + text.split("[store]")[1]
+    )
+    config = tmp_path / "no-exports.toml"
+    config.write_text(stripped, encoding="utf-8")
+    result = runner.invoke(app, ["sync", "orders", "--config", str(config)])
+    assert result.exit_code == 2 and "order_changes" in result.output

@@ -58,6 +58,7 @@ from .errors import (
 __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
+    "MIN_WAIT_AFTER_429",
     "RETRY_STATUSES",
     "AsyncHttp",
     "ErrorInfo",
@@ -260,6 +261,10 @@ class RetryPolicy:
 # Rate budget
 
 
+MIN_WAIT_AFTER_429 = 1.0
+"""Seconds a scope stays closed after a 429 at the least (see :meth:`RateBudget.exhaust`)."""
+
+
 @attrs.define
 class ScopeState:
     """What the budget knows about one rate-limit scope."""
@@ -268,6 +273,7 @@ class ScopeState:
     remaining: int
     reset_at: float | None  # clock time the window resets
     window: float | None = None  # seconds per window for statically configured scopes
+    in_flight: int = 0  # calls granted by reserve(track=True) and not released yet
 
 
 class RateBudget:
@@ -315,30 +321,54 @@ class RateBudget:
 
     def reserve(self, scope: str | None) -> float:
         """Take one call from ``scope``'s budget: ``0.0`` = go, ``> 0`` = wait that long first."""
+        return self._reserve(scope, False)[0]
+
+    def reserve_tracked(self, scope: str | None) -> tuple[float, bool]:
+        """Like :meth:`reserve`; also returns whether a granted call must be :meth:`release`-d.
+
+        Calls granted this way and still unanswered when the window resets are held back from
+        the new window: the server counts a call when it arrives, and one granted at the very end
+        of a window may arrive in the next.
+        """
+        return self._reserve(scope, True)
+
+    def release(self, scope: str | None) -> None:
+        """The answer to a call granted by :meth:`reserve_tracked` arrived (or it failed)."""
         if scope is None:
-            return 0.0
+            return
+        with self._lock:
+            st = self._states.get(self._resolve(scope))
+            if st is not None and st.in_flight > 0:
+                st.in_flight -= 1
+
+    def _reserve(self, scope: str | None, track: bool) -> tuple[float, bool]:
+        if scope is None:
+            return 0.0, False
         now = self._clock()
         with self._lock:
             st = self._states.get(self._resolve(scope))
             if st is None:
-                return 0.0
+                return 0.0, False
             if st.reset_at is not None and now >= st.reset_at:
-                # The window has reset: the full limit is available again.
+                # The window has reset: the full limit is available again, less the calls still
+                # in flight (granted in the old window, they may yet be counted in the new one).
                 if st.limit is None:
                     # Limit unknown: forget the scope until the next answer tells us more.
                     del self._states[self._resolve(scope)]
-                    return 0.0
-                st.remaining = st.limit
+                    return 0.0, False
+                st.remaining = max(0, st.limit - st.in_flight)
                 st.reset_at = None
             if st.remaining > self._headroom:
                 st.remaining -= 1
                 if st.reset_at is None and st.window is not None:
                     st.reset_at = now + st.window
-                return 0.0
+                if track:
+                    st.in_flight += 1
+                return 0.0, track
             if st.reset_at is None:
                 # Exhausted but no known reset: a short pause, then the next answer tells us more.
                 st.reset_at = now + (st.window or 1.0)
-            return max(st.reset_at - now, 0.001)
+            return max(st.reset_at - now, 0.001), False
 
     def update(self, headers: Mapping[str, str], scope_hint: str | None = None) -> None:
         """Learn from an answer's ``X-RateLimit-*`` headers (no-op when they are absent)."""
@@ -365,21 +395,29 @@ class RateBudget:
                 and abs(st.reset_at - reset_at) < 1.5
                 and now < st.reset_at
             )
-            # In the same window, answers may arrive out of order: keep the lower count.
-            st.remaining = min(st.remaining, remaining) if same_window else remaining
+            # In the same window, answers may arrive out of order: keep the lower count. So too
+            # right after a local window reset (``reset_at`` cleared by :meth:`reserve`): the local
+            # count already holds the calls still in flight, which the answer may not count yet.
+            fresh = st.reset_at is None and st.limit is not None
+            st.remaining = min(st.remaining, remaining) if same_window or fresh else remaining
             if limit is not None:
                 st.limit = limit
             if reset_at is not None:
                 st.reset_at = reset_at
 
     def exhaust(self, scope: str, retry_after: float | None) -> None:
-        """Record a 429 for ``scope``: nothing left until ``retry_after`` seconds from now."""
+        """Record a 429 for ``scope``: nothing left until ``retry_after`` seconds from now.
+
+        At least :data:`MIN_WAIT_AFTER_429` seconds: ``X-RateLimit-Reset`` counts whole seconds, so
+        a refusal saying ``0`` means "under a second", not "go ahead now".
+        """
         now = self._clock()
         with self._lock:
             key = self._resolve(scope)
             st = self._states.setdefault(key, ScopeState(limit=None, remaining=0, reset_at=None))
             st.remaining = 0
-            st.reset_at = now + (retry_after if retry_after is not None else (st.window or 1.0))
+            wait = retry_after if retry_after is not None else (st.window or 1.0)
+            st.reset_at = now + max(wait, MIN_WAIT_AFTER_429)
 
     def __repr__(self) -> str:
         return f"RateBudget(scopes={sorted(self._states)})"
@@ -652,6 +690,18 @@ class HttpCore:
             return 0.0
         return self.budget.reserve(spec.scope)
 
+    def budget_take(self, spec: RequestSpec) -> tuple[float, bool]:
+        """Like :meth:`budget_wait`; ``True`` when the unit must be given back by
+        :meth:`budget_done` once the answer is in (or the call failed)."""
+        if self.budget is None:
+            return 0.0, False
+        return self.budget.reserve_tracked(spec.scope)
+
+    def budget_done(self, spec: RequestSpec) -> None:
+        """The call granted by :meth:`budget_take` is over."""
+        if self.budget is not None:
+            self.budget.release(spec.scope)
+
 
 def _path_of(spec: RequestSpec, exc: httpx.HTTPError) -> str:
     try:
@@ -703,15 +753,22 @@ class SyncHttp:
         return _json_or_none(self.send(spec))
 
     def _send_once(self, spec: RequestSpec) -> httpx.Response:
-        while (wait := self.core.budget_wait(spec)) > 0:
+        while True:
+            wait, tracked = self.core.budget_take(spec)
+            if wait <= 0:
+                break
             logger.debug("%s pacing %s for %.3fs", self.core.service, spec.scope, wait)
             self.core.retry.sleep(wait)
-        request = self.core.build_request(self._client, spec)
         try:
-            response = self._client.send(request)
-        except httpx.HTTPError as exc:
-            raise self.core.error_from_exception(spec, exc) from exc
-        return self.core.handle_response(spec, response)
+            request = self.core.build_request(self._client, spec)
+            try:
+                response = self._client.send(request)
+            except httpx.HTTPError as exc:
+                raise self.core.error_from_exception(spec, exc) from exc
+            return self.core.handle_response(spec, response)
+        finally:
+            if tracked:
+                self.core.budget_done(spec)
 
     def close(self) -> None:
         """Close the underlying client if this sender created it."""
@@ -751,15 +808,22 @@ class AsyncHttp:
         return _json_or_none(await self.send(spec))
 
     async def _send_once(self, spec: RequestSpec) -> httpx.Response:
-        while (wait := self.core.budget_wait(spec)) > 0:
+        while True:
+            wait, tracked = self.core.budget_take(spec)
+            if wait <= 0:
+                break
             logger.debug("%s pacing %s for %.3fs", self.core.service, spec.scope, wait)
             await self.core.retry.async_sleep(wait)
-        request = self.core.build_request(self._client, spec)
         try:
-            response = await self._client.send(request)
-        except httpx.HTTPError as exc:
-            raise self.core.error_from_exception(spec, exc) from exc
-        return self.core.handle_response(spec, response)
+            request = self.core.build_request(self._client, spec)
+            try:
+                response = await self._client.send(request)
+            except httpx.HTTPError as exc:
+                raise self.core.error_from_exception(spec, exc) from exc
+            return self.core.handle_response(spec, response)
+        finally:
+            if tracked:
+                self.core.budget_done(spec)
 
     async def aclose(self) -> None:
         """Close the underlying client if this sender created it."""

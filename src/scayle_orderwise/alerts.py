@@ -31,6 +31,9 @@ __all__ = [
 
 logger = logging.getLogger("scayle_orderwise.alerts")
 
+OPEN_INDEX = "alerts:open"
+"""Store cursor listing the open alerts (kind, subject) for ``status``."""
+
 
 class AlertKind(StrEnum):
     """The situations that need a person."""
@@ -194,6 +197,7 @@ class AlertDispatcher:
             self._open[(kind, subject)] = cause
             if self._state is not None:
                 self._state.set_cursor(self._key(kind, subject), cause)
+                self._update_index(add=(str(kind), subject))
         alert = Alert(str(kind), subject, message, self._clock(), cause, dict(details or {}))
         for sink in self.sinks:
             try:
@@ -210,8 +214,35 @@ class AlertDispatcher:
                 had is not None or self._state.get_cursor(self._key(kind, subject))
             ):
                 self._state.set_cursor(self._key(kind, subject), "")
+                self._update_index(remove=(str(kind), subject))
 
     def open_alerts(self) -> list[tuple[str, str, str]]:
-        """Alerts raised by this dispatcher and not resolved: (kind, subject, cause)."""
+        """Open alerts as ``(kind, subject, cause)``: from the shared store when there is one (so
+        ``scayle-orderwise status`` sees what every worker raised), else from this process."""
         with self._lock:
-            return [(k, s, c) for (k, s), c in sorted(self._open.items())]
+            if self._state is None:
+                return [(k, s, c) for (k, s), c in sorted(self._open.items())]
+            found = []
+            for kind, subject in self._read_index():
+                cause = self._state.get_cursor(self._key(kind, subject))
+                if cause:
+                    found.append((kind, subject, cause))
+            return sorted(found)
+
+    def _read_index(self) -> list[tuple[str, str]]:
+        raw = self._state.get_cursor(OPEN_INDEX) if self._state is not None else None
+        try:
+            return [(str(k), str(s)) for k, s in json.loads(raw or "[]")]
+        except (ValueError, TypeError):
+            return []
+
+    def _update_index(
+        self, *, add: tuple[str, str] | None = None, remove: tuple[str, str] | None = None
+    ) -> None:
+        # A listing aid only (last writer wins across workers); each alert's own cursor is the truth.
+        entries = set(self._read_index())
+        if add is not None:
+            entries.add(add)
+        if remove is not None:
+            entries.discard(remove)
+        self._state.set_cursor(OPEN_INDEX, json.dumps(sorted(entries)))

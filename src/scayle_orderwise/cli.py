@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import ConnectorSettings
-from .errors import ConfigError, ConnectorError
+from .errors import ConfigError, ConnectorError, StoreError
 
 __all__ = ["app", "main"]
 
@@ -69,18 +69,40 @@ class ReportFormat(StrEnum):
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print("[bold red]error:[/] ", end="", highlight=False)
+    err_console.print(message, markup=False, highlight=False)
     return typer.Exit(code)
+
+
+def _settings(config: Path | None) -> ConnectorSettings:
+    try:
+        return ConnectorSettings.load(config)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _connector(config: Path | None) -> Any:
     from .connector import Connector
 
     try:
-        settings = ConnectorSettings.load(config)
-        return Connector.from_settings(settings)
-    except ConfigError as exc:
+        return Connector.from_settings(_settings(config))
+    except (ConfigError, StoreError) as exc:
         raise _fail(str(exc)) from None
+
+
+def _store(config: Path | None) -> Any:
+    """The ledger alone: the commands that only read or correct it need no API credentials."""
+    from .connector import open_store
+
+    try:
+        return open_store(_settings(config).store.url)
+    except (ConfigError, StoreError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _key(subject: str) -> str:
+    """``1234`` means the order ``order:1234``; a full ledger key (with ``:``) is used as given."""
+    return subject if ":" in subject else f"order:{subject}"
 
 
 def _parse_day(value: str | None, *, end: bool = False) -> datetime | None:
@@ -138,27 +160,37 @@ def sync(
         int | None, typer.Option(min=1, help="Stop after this many passes (with --watch).")
     ] = None,
 ) -> None:
-    """Run one pass of a flow (or all), or keep running with --watch."""
+    """Run one pass of a flow (or all), or keep running with --watch.
+
+    With --watch a failed pass is reported and the next one runs after the interval; without it,
+    a failed flow exits 1.
+    """
     connector = _connector(config)
     done = 0
+    failed = False
     try:
         while True:
             results = _run_flow(connector, flow)
             for result in results:
-                console.print(str(result), highlight=False)
+                console.print(str(result), highlight=False, markup=False)
+                for error in result.errors:
+                    err_console.print(f"  {result.flow}: {error}", highlight=False, markup=False)
+                failed = failed or result["failed_pass"] > 0
             done += 1
             if not watch or (passes is not None and done >= passes):
                 break
             time.sleep(interval)
     except KeyboardInterrupt:
         console.print("stopped")
-    except ConnectorError as exc:
-        raise _fail(f"{flow} sync failed: {exc}", 1) from None
     finally:
         connector.close()
+    if failed and not watch:
+        raise typer.Exit(1)
 
 
 def _run_flow(connector: Any, flow: Flow) -> list[Any]:
+    from .sync.context import SyncResult
+
     if flow is Flow.all:
         return list(connector.sync_all())
     method = {
@@ -167,7 +199,13 @@ def _run_flow(connector: Any, flow: Flow) -> list[Any]:
         Flow.cancellations: connector.sync_cancellations,
         Flow.inventory: connector.sync_inventory,
     }[flow]
-    return [method()]
+    try:
+        return [method()]
+    except ConnectorError as exc:
+        result = SyncResult(flow.value)
+        result.add("failed_pass")
+        result.errors.append(f"{type(exc).__name__}: {exc}")
+        return [result]
 
 
 # ------------------------------------------------------------------------------------------- reconcile
@@ -194,6 +232,30 @@ def reconcile(
         result = connector.reconcile(since=start, until=end)
     except ConnectorError as exc:
         raise _fail(f"reconciliation failed: {exc}", 1) from None
+    finally:
+        connector.close()
+    text = {"html": render.to_html, "json": render.to_json, "csv": render.to_csv}[fmt.value](result)
+    _emit(text, output)
+
+
+@app.command("reconcile-stock")
+def reconcile_stock(
+    config: ConfigOption = None,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", help="Report format.")
+    ] = ReportFormat.html,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+) -> None:
+    """Full stock drift check: OrderWise free stock (after buffers) against SCAYLE, per SKU."""
+    from .reconcile import report as render
+
+    connector = _connector(config)
+    try:
+        result = connector.reconcile_stock()
+    except ConnectorError as exc:
+        raise _fail(f"stock reconciliation failed: {exc}", 1) from None
     finally:
         connector.close()
     text = {"html": render.to_html, "json": render.to_json, "csv": render.to_csv}[fmt.value](result)
@@ -241,11 +303,13 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Ledger counts by state, the oldest pending and sent orders, open alerts."""
-    connector = _connector(config)
+    from .connector import ledger_health
+
+    store = _store(config)
     try:
-        health = connector.health()
+        health = ledger_health(store)
     finally:
-        connector.close()
+        store.close()
     if as_json:
         typer.echo(json.dumps(health.as_dict(), indent=2))
         return
@@ -267,39 +331,47 @@ def status(
 
 
 @quarantine_app.command("list")
-def quarantine_list(config: ConfigOption = None) -> None:
-    """Quarantined orders with their reasons."""
+def quarantine_list(
+    config: ConfigOption = None,
+    kind: Annotated[
+        str, typer.Option(help="Record kind: order, shipment, cancellation, ... or 'all'.")
+    ] = "order",
+) -> None:
+    """Quarantined records (orders by default) with their reasons."""
     from .store import State
 
-    connector = _connector(config)
+    store = _store(config)
     try:
-        table = Table(title="Quarantined orders")
-        for column in ("order", "since", "reason"):
+        table = Table(title="Quarantined" + ("" if kind == "all" else f" ({kind})"))
+        for column in ("record", "since", "reason"):
             table.add_column(column)
         count = 0
-        for record in connector.store.records(states=[State.QUARANTINED], kind="order"):
-            table.add_row(
-                record.subject, f"{record.updated_at:%Y-%m-%d %H:%M}", record.reason or ""
-            )
+        for record in store.records(
+            states=[State.QUARANTINED], kind=None if kind == "all" else kind
+        ):
+            label = record.subject if record.kind == "order" else record.key
+            table.add_row(label, f"{record.updated_at:%Y-%m-%d %H:%M}", record.reason or "")
             count += 1
     finally:
-        connector.close()
-    console.print(table if count else "no quarantined orders")
+        store.close()
+    console.print(table if count else "nothing is quarantined")
 
 
 @quarantine_app.command("show")
-def quarantine_show(order_id: str, config: ConfigOption = None) -> None:
-    """One order's ledger record and its full history."""
-    connector = _connector(config)
+def quarantine_show(
+    subject: Annotated[str, typer.Argument(help="An order id, or a full ledger key.")],
+    config: ConfigOption = None,
+) -> None:
+    """One record of the ledger and its full history."""
+    store = _store(config)
     try:
-        record = connector.store.get(f"order:{order_id}")
+        record = store.get(_key(subject))
     finally:
-        connector.close()
+        store.close()
     if record is None:
-        raise _fail(f"order {order_id} is not in the ledger", 1)
-    console.print(
-        f"order {record.subject}: [bold]{record.state}[/] ({record.reason or 'no reason'})"
-    )
+        raise _fail(f"{_key(subject)} is not in the ledger", 1)
+    console.print(f"{record.key}: [bold]{record.state}[/] ", end="")
+    console.print(f"({record.reason or 'no reason'})", markup=False, highlight=False)
     if record.external_id:
         console.print(f"OrderWise order id {record.external_id} ({record.external_ref or '-'})")
     table = Table(title="history")
@@ -318,21 +390,23 @@ def quarantine_show(order_id: str, config: ConfigOption = None) -> None:
 
 @quarantine_app.command("release")
 def quarantine_release(
-    order_id: str,
+    subject: Annotated[str, typer.Argument(help="An order id, or a full ledger key.")],
     config: ConfigOption = None,
     reason: Annotated[
         str, typer.Option(help="Why it can be retried now.")
     ] = "released by a person",
 ) -> None:
-    """Put a quarantined order back in the queue (after fixing the SKU map, the order, ...)."""
-    connector = _connector(config)
+    """Put a quarantined record back in the queue (after fixing the SKU map, the order, ...)."""
+    from .connector import release_quarantined
+
+    store = _store(config)
     try:
-        connector.release_quarantined(order_id, reason=reason)
+        release_quarantined(store, _key(subject), reason=reason)
     except ConfigError as exc:
         raise _fail(str(exc), 1) from None
     finally:
-        connector.close()
-    console.print(f"order {order_id} released; the next `sync orders` pass will push it")
+        store.close()
+    console.print(f"{_key(subject)} released; the next sync pass takes it up again")
 
 
 @app.command()
@@ -345,23 +419,23 @@ def retry(
     """Queue failed orders (parked after too many attempts) for another try."""
     from .store import State
 
-    connector = _connector(config)
+    store = _store(config)
     try:
         keys = (
-            [f"order:{o}" for o in order_ids]
+            [_key(o) for o in order_ids]
             if order_ids
-            else [r.key for r in connector.store.records(states=[State.FAILED], kind="order")]
+            else [r.key for r in store.records(states=[State.FAILED], kind="order")]
         )
         done = 0
         for key in keys:
-            record = connector.store.get(key)
+            record = store.get(key)
             if record is None or record.state != State.FAILED:
-                err_console.print(f"skipped {key}: not failed")
+                err_console.print(f"skipped {key}: not failed", markup=False)
                 continue
-            connector.store.mark(key, State.PENDING, reason="retry requested by a person")
+            store.mark(key, State.PENDING, reason="retry requested by a person")
             done += 1
     finally:
-        connector.close()
+        store.close()
     console.print(f"{done} order(s) queued for retry")
 
 

@@ -70,9 +70,45 @@ class OrderwiseSettings(_Section):
     username: str = ""
     password: SecretStr | None = None
     session_id: int = 1
-    export_definitions: dict[str, int] = Field(default_factory=dict)
+    export_definitions: dict[str, int | None] = Field(default_factory=dict)
     cancel_endpoint: str | None = None
     status_map: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("export_definitions")
+    @classmethod
+    def _known_exports(cls, value: dict[str, int | None]) -> dict[str, int | None]:
+        known = {
+            "order_changes",
+            "order_by_reference",
+            "stock_changes",
+            "order_details",
+            "stock_full",
+        }
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown export definition(s) {unknown}; known: {sorted(known)}")
+        for name, export_id in value.items():
+            if export_id is not None and export_id <= 0:
+                raise ValueError(f"export definition {name} must be a positive id")
+        return value
+
+    @field_validator("status_map")
+    @classmethod
+    def _canonical_targets(cls, value: dict[str, str]) -> dict[str, str]:
+        from .orderwise.statuses import CanonicalStatus
+
+        allowed = {s.value for s in CanonicalStatus}
+        for text, target in value.items():
+            if target.lower() not in allowed:
+                raise ValueError(
+                    f"status_map[{text!r}] = {target!r} is not a canonical status; use one of {sorted(allowed)}"
+                )
+        return {text: target.lower() for text, target in value.items()}
+
+    def missing_exports(self) -> list[str]:
+        """Export definitions a real installation must configure (the sandbox ids are no default)."""
+        required = ("order_changes", "order_by_reference", "stock_changes", "order_details")
+        return [name for name in required if not self.export_definitions.get(name)]
 
 
 class StockShaping(_Section):

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .alerts import AlertDispatcher, AlertSink, LoggingAlertSink, WebhookAlertSink
+from .alerts import AlertDispatcher, AlertKind, AlertSink, LoggingAlertSink, WebhookAlertSink
 from .config import ConnectorSettings, FlowSettings, InventorySettings
-from .errors import ConfigError
+from .errors import ConfigError, ConnectorError
 from .mapping import MappingConfig, OrderMapper
 from .orderwise.client import OrderwiseClient
 from .scayle import webhooks
@@ -26,10 +26,17 @@ from .sync.context import FlowContext, SyncResult, utcnow
 from .sync.orders import ORDER_KIND, OrderSync, order_key
 
 if TYPE_CHECKING:
-    from .reconcile import ReconciliationReport, StockReport
+    from .reconcile import ReconciliationReport, StockReport, Tolerance
     from .sandbox import Sandbox
 
-__all__ = ["Connector", "Health", "WebhookOutcome", "open_store"]
+__all__ = [
+    "Connector",
+    "Health",
+    "WebhookOutcome",
+    "ledger_health",
+    "open_store",
+    "release_quarantined",
+]
 
 logger = logging.getLogger("scayle_orderwise.connector")
 
@@ -70,6 +77,36 @@ class Health:
             "open_alerts": [list(a) for a in self.open_alerts],
             "checked_at": self.checked_at.isoformat(),
         }
+
+
+def ledger_health(store: IdempotencyStore, *, now: datetime | None = None) -> Health:
+    """The :class:`Health` of a ledger, read from the store alone (no API credentials needed)."""
+    counts = {str(state): n for state, n in store.counts(kind=ORDER_KIND).items()}
+    pending = store.oldest(State.PENDING, kind=ORDER_KIND)
+    sent = store.oldest(State.SENT, kind=ORDER_KIND)
+    return Health(
+        counts=counts,
+        oldest_pending=pending.created_at if pending else None,
+        oldest_sent=sent.updated_at if sent else None,
+        quarantined=counts.get(str(State.QUARANTINED), 0),
+        open_alerts=tuple(AlertDispatcher(state=store).open_alerts()),
+        checked_at=now or utcnow(),
+    )
+
+
+def release_quarantined(
+    store: IdempotencyStore, key: str, *, reason: str = "released by a person"
+) -> None:
+    """Move a quarantined record (an order, a package, a cancellation) back to ``pending``.
+
+    Its quarantine alert is forgotten too, so the same cause alerts again if it comes back.
+    """
+    record = store.get(key)
+    if record is None or record.state != State.QUARANTINED:
+        raise ConfigError(f"{key} is not quarantined")
+    store.mark(key, State.PENDING, reason=reason)
+    if record.kind == ORDER_KIND:
+        AlertDispatcher(state=store).resolve(AlertKind.ORDER_QUARANTINED, record.subject)
 
 
 def open_store(url: str) -> IdempotencyStore:
@@ -208,11 +245,14 @@ class Connector:
             country_code=s.country_code,
             company_id=s.company_id,
         )
-        exports = (
-            ExportDefinitions(**o.export_definitions)
-            if o.export_definitions
-            else ExportDefinitions()
-        )
+        missing = o.missing_exports()
+        if missing:
+            raise ConfigError(
+                "set the ids of the OrderWise export definitions "
+                + ", ".join(f"[orderwise.export_definitions] {name}" for name in missing)
+                + " (create them in OrderWise; see the configuration guide)"
+            )
+        exports = ExportDefinitions(**{"stock_full": None, **o.export_definitions})  # type: ignore[arg-type]
         orderwise = OrderwiseClient(
             o.api_root,
             o.username,
@@ -221,6 +261,11 @@ class Connector:
             export_definitions=exports,
             cancel_endpoint=o.cancel_endpoint,
         )
+        if settings.inventory.default_warehouse is None and s.default_warehouse:
+            inventory = settings.inventory.model_copy(
+                update={"default_warehouse": s.default_warehouse}
+            )
+            settings = settings.model_copy(update={"inventory": inventory})
         sinks: list[AlertSink] = list(alerts)
         if settings.alerts.log:
             sinks.append(LoggingAlertSink())
@@ -261,13 +306,25 @@ class Connector:
         return InventorySync(self.context).run()
 
     def sync_all(self) -> list[SyncResult]:
-        """Every flow once, in dependency order."""
-        return [
-            self.sync_orders(),
-            self.sync_cancellations(),
-            self.sync_fulfilments(),
-            self.sync_inventory(),
-        ]
+        """Every flow once, in dependency order; a flow that fails does not stop the others.
+
+        A failed flow's result has ``failed_pass == 1`` and the error in ``errors``.
+        """
+        results = []
+        for name, flow in (
+            ("orders", self.sync_orders),
+            ("cancellations", self.sync_cancellations),
+            ("fulfilments", self.sync_fulfilments),
+            ("inventory", self.sync_inventory),
+        ):
+            try:
+                results.append(flow())
+            except ConnectorError as exc:
+                failed = SyncResult(name)
+                failed.add("failed_pass")
+                failed.errors.append(f"{type(exc).__name__}: {exc}")
+                results.append(failed)
+        return results
 
     def ingest_webhook(
         self, body: bytes | str, headers: Mapping[str, str] | None = None
@@ -302,12 +359,19 @@ class Connector:
     # -------------------------------------------------------------------------------- reconciliation
 
     def reconcile(
-        self, since: datetime | None = None, until: datetime | None = None
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        tolerance: Tolerance | None = None,
     ) -> ReconciliationReport:
-        """Reconcile SCAYLE orders against OrderWise orders for a period (all orders by default)."""
+        """Reconcile SCAYLE orders against OrderWise orders for a period (all orders by default).
+
+        ``tolerance`` tunes which rounding variances are explained (default: the derived bounds).
+        """
         from .sync.reconciliation import reconcile_period
 
-        return reconcile_period(self.context, since=since, until=until)
+        return reconcile_period(self.context, since=since, until=until, tolerance=tolerance)
 
     def export_postings(self, *, since: datetime, until: datetime) -> str:
         """The period's batched financial postings as CSV (see :mod:`.reconcile.postings`)."""
@@ -325,27 +389,13 @@ class Connector:
 
     def health(self) -> Health:
         """Ledger counts, the oldest pending and sent orders, quarantined count, open alerts."""
-        counts = {str(state): n for state, n in self.store.counts(kind=ORDER_KIND).items()}
-        pending = self.store.oldest(State.PENDING, kind=ORDER_KIND)
-        sent = self.store.oldest(State.SENT, kind=ORDER_KIND)
-        return Health(
-            counts=counts,
-            oldest_pending=pending.created_at if pending else None,
-            oldest_sent=sent.updated_at if sent else None,
-            quarantined=counts.get(str(State.QUARANTINED), 0),
-            open_alerts=tuple(self._dispatcher.open_alerts()),
-            checked_at=self._clock(),
-        )
+        return ledger_health(self.store, now=self._clock())
 
     def release_quarantined(
         self, order_id: int | str, *, reason: str = "released by a person"
     ) -> None:
         """Put a quarantined order back to ``pending`` so the next pass tries it again."""
-        key = order_key(order_id)
-        record = self.store.get(key)
-        if record is None or record.state != State.QUARANTINED:
-            raise ConfigError(f"order {order_id} is not quarantined")
-        self.store.mark(key, State.PENDING, reason=reason)
+        release_quarantined(self.store, order_key(order_id), reason=reason)
 
     def close(self) -> None:
         """Close the clients and the store."""

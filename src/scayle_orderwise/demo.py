@@ -296,7 +296,13 @@ def _print_summary(console: Console, outcome: DemoOutcome, report: Any) -> None:
         table.add_row(label, str(value))
     console.print(table)
     console.print(f"finance report: {outcome.report_path}")
-    console.print(f"ledger: {outcome.folder / 'ledger.db'}  (try: scayle-orderwise status)")
+    ledger = outcome.folder / "ledger.db"
+    console.print(f"ledger: {ledger}")
+    console.print(
+        f"  look inside: SCAYLE_ORDERWISE_STORE__URL=sqlite:///{ledger} scayle-orderwise status",
+        markup=False,
+        highlight=False,
+    )
     if outcome.problems:
         console.print("[bold red]problems:[/] " + "; ".join(outcome.problems))
     else:

@@ -15,6 +15,7 @@ import operator
 import pickle
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from fractions import Fraction
 from typing import IO, Any, TypeVar
 
 import attrs
@@ -134,17 +135,54 @@ def sorted_by_reference(items: Iterable[T], cls: type[T], *, chunk_size: int) ->
     """External sort by ``.reference`` of attrs instances of ``cls``.
 
     Exact instances of ``cls`` travel as plain tuples (several times cheaper to pickle than attrs
-    slotted instances) and are rebuilt without re-running validators; anything else (subclasses,
+    slotted instances) and are rebuilt without re-running validators; so do their ``lines`` when
+    every line is an exact :class:`LineSummary` (packed in a list of tuples, the ``rate`` as
+    ``(numerator, denominator)`` and rebuilt once per distinct rate). Anything else (subclasses,
     duck-typed objects) travels as is.
     """
+    from .summaries import LineSummary
+
     names = tuple(a.name for a in attrs.fields(cls))  # type: ignore[arg-type]
     at = names.index("reference")
+    lines_at = names.index("lines") if "lines" in names else -1
     get = operator.attrgetter(*names)
+    line_names = tuple(a.name for a in attrs.fields(LineSummary))
+    rate_at = line_names.index("rate")
+    line_get = operator.attrgetter(*line_names)
+    line_fields = tuple((i, name) for i, name in enumerate(line_names) if i != rate_at)
     new = object.__new__
     put = object.__setattr__
+    rates: dict[tuple[int, int], Fraction] = {}
+
+    def encode_line(line: LineSummary) -> tuple[Any, ...]:
+        values = line_get(line)
+        rate = values[rate_at]
+        packed = None if rate is None else (rate.numerator, rate.denominator)
+        return (*values[:rate_at], packed, *values[rate_at + 1 :])
 
     def encode(item: T) -> Any:
-        return get(item) if type(item) is cls else item
+        if type(item) is not cls:
+            return item
+        values = get(item)
+        if lines_at >= 0:
+            lines = values[lines_at]
+            if lines and all(type(line) is LineSummary for line in lines):
+                packed = list(map(encode_line, lines))  # a list: never a converted field value
+                values = (*values[:lines_at], packed, *values[lines_at + 1 :])
+        return values
+
+    def decode_line(value: tuple[Any, ...]) -> LineSummary:
+        line = new(LineSummary)
+        for i, name in line_fields:
+            put(line, name, value[i])
+        packed = value[rate_at]
+        rate = None
+        if packed is not None:
+            rate = rates.get(packed)
+            if rate is None:
+                rate = rates[packed] = Fraction(*packed)
+        put(line, "rate", rate)
+        return line
 
     def decode(value: Any) -> T:
         if type(value) is not tuple:
@@ -152,6 +190,10 @@ def sorted_by_reference(items: Iterable[T], cls: type[T], *, chunk_size: int) ->
         obj = new(cls)
         for name, field_value in zip(names, value, strict=True):
             put(obj, name, field_value)
+        if lines_at >= 0:
+            lines = value[lines_at]
+            if type(lines) is list:
+                put(obj, "lines", tuple(map(decode_line, lines)))
         return obj
 
     def key(value: Any) -> str:

@@ -412,7 +412,9 @@ class ScayleSandbox:
             return {}
         now = self.clock.monotonic()
         start, count = self._windows.get(scope, (now, 0))
-        if now - start >= self.rate_window:
+        # The same test as _take_rate (``now >= start + window``, not ``now - start >= window``:
+        # in floating point the two can disagree, and a refusal must never advertise a reset of 0).
+        if now >= start + self.rate_window:
             start, count = now, 0
         reset = max(0, int(-(-(start + self.rate_window - now) // 1)))
         return {
@@ -428,7 +430,7 @@ class ScayleSandbox:
             return True
         now = self.clock.monotonic()
         start, count = self._windows.get(scope, (now, 0))
-        if now - start >= self.rate_window:
+        if now >= start + self.rate_window:
             start, count = now, 0
         if count >= self.rate_limits[scope]:
             self._windows[scope] = (start, count)

@@ -24,6 +24,7 @@ from ..reconcile import (
     LineSummary,
     ReconciliationReport,
     ShopOrderSummary,
+    Tolerance,
     reconcile_orders,
 )
 from ..reconcile.postings import Period, PostingSource, build_postings, postings_csv
@@ -165,14 +166,21 @@ def erp_summaries(
 
 
 def reconcile_period(
-    ctx: FlowContext, *, since: datetime | None = None, until: datetime | None = None
+    ctx: FlowContext,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    tolerance: Tolerance | None = None,
 ) -> ReconciliationReport:
     """Reconcile the period (every order when both bounds are ``None``)."""
     period = None
     if since is not None or until is not None:
         period = f"{since.isoformat() if since else '…'} – {until.isoformat() if until else '…'}"
     return reconcile_orders(
-        shop_summaries(ctx, since, until), erp_summaries(ctx, since, until), period=period
+        shop_summaries(ctx, since, until),
+        erp_summaries(ctx, since, until),
+        period=period,
+        tolerance=tolerance,
     )
 
 

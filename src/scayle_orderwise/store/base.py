@@ -450,13 +450,91 @@ class IdempotencyStore(Protocol):
 
 
 class StoreBase:
-    """Shared plumbing for stores: the clock and the context-manager protocol."""
+    """Shared plumbing for stores: the clock, the record updates built on ``_update``, and the
+    context-manager protocol."""
 
     def __init__(self, *, clock: Clock | None = None) -> None:
         self._clock: Clock = clock or utc_now
 
     def _now(self, now: datetime | None = None) -> datetime:
         return as_utc(now if now is not None else self._clock(), "now")
+
+    def _update(
+        self, key: str, change: Callable[[Record], Record], *, history: bool = True
+    ) -> Record:
+        """Apply ``change`` to the stored record atomically, save it and return it.
+
+        Each store implements this one primitive (a lock, a write transaction, a row lock);
+        ``renew``, ``transition`` and ``mark`` below are written once on top of it.
+        ``UnknownKeyError`` when the key does not exist.
+        """
+        raise NotImplementedError
+
+    def renew(
+        self, key: str, *, owner: str, lease: timedelta, now: datetime | None = None
+    ) -> Record:
+        """See ``IdempotencyStore.renew``."""
+        return self._update(
+            key,
+            lambda record: apply_renew(record, owner=owner, lease=lease, now=self._now(now)),
+            history=False,
+        )
+
+    def transition(
+        self,
+        key: str,
+        to_state: State | str,
+        *,
+        owner: str,
+        reason: str | None = None,
+        external_id: str | None = None,
+        external_ref: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> Record:
+        """See ``IdempotencyStore.transition``."""
+        return self._update(
+            key,
+            lambda record: apply_transition(
+                record,
+                to_state,
+                owner=owner,
+                now=self._now(),
+                reason=reason,
+                external_id=external_id,
+                external_ref=external_ref,
+                payload=payload,
+                next_attempt_at=next_attempt_at,
+            ),
+        )
+
+    def mark(
+        self,
+        key: str,
+        to_state: State | str,
+        *,
+        reason: str,
+        actor: str | None = None,
+        external_id: str | None = None,
+        external_ref: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> Record:
+        """See ``IdempotencyStore.mark``."""
+        return self._update(
+            key,
+            lambda record: apply_mark(
+                record,
+                to_state,
+                reason=reason,
+                now=self._now(),
+                actor=actor,
+                external_id=external_id,
+                external_ref=external_ref,
+                payload=payload,
+                next_attempt_at=next_attempt_at,
+            ),
+        )
 
     def close(self) -> None:
         """Release resources (no-op here)."""

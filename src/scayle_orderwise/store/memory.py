@@ -7,7 +7,7 @@ Thread-safe (one lock); nothing survives the process. Semantics are exactly thos
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,9 +20,6 @@ from .base import (
     StoreBase,
     UnknownKeyError,
     apply_claim,
-    apply_mark,
-    apply_renew,
-    apply_transition,
     as_utc,
     check_claim_args,
     check_same_identity,
@@ -136,71 +133,11 @@ class MemoryStore(StoreBase):
                 claimed.append(self._out(updated))
             return claimed
 
-    def renew(
-        self, key: str, *, owner: str, lease: timedelta, now: datetime | None = None
+    def _update(
+        self, key: str, change: Callable[[Record], Record], *, history: bool = True
     ) -> Record:
-        """See ``IdempotencyStore.renew``."""
         with self._lock:
-            record = self._require(key)
-            renewed = apply_renew(record, owner=owner, lease=lease, now=self._now(now))
-            self._records[key] = renewed
-            return self._out(renewed)
-
-    def transition(
-        self,
-        key: str,
-        to_state: State | str,
-        *,
-        owner: str,
-        reason: str | None = None,
-        external_id: str | None = None,
-        external_ref: str | None = None,
-        payload: Mapping[str, Any] | None = None,
-        next_attempt_at: datetime | None = None,
-    ) -> Record:
-        """See ``IdempotencyStore.transition``."""
-        with self._lock:
-            record = self._require(key)
-            moved = apply_transition(
-                record,
-                to_state,
-                owner=owner,
-                now=self._now(),
-                reason=reason,
-                external_id=external_id,
-                external_ref=external_ref,
-                payload=payload,
-                next_attempt_at=next_attempt_at,
-            )
-            self._records[key] = moved
-            return self._out(moved)
-
-    def mark(
-        self,
-        key: str,
-        to_state: State | str,
-        *,
-        reason: str,
-        actor: str | None = None,
-        external_id: str | None = None,
-        external_ref: str | None = None,
-        payload: Mapping[str, Any] | None = None,
-        next_attempt_at: datetime | None = None,
-    ) -> Record:
-        """See ``IdempotencyStore.mark``."""
-        with self._lock:
-            record = self._require(key)
-            moved = apply_mark(
-                record,
-                to_state,
-                reason=reason,
-                now=self._now(),
-                actor=actor,
-                external_id=external_id,
-                external_ref=external_ref,
-                payload=payload,
-                next_attempt_at=next_attempt_at,
-            )
+            moved = change(self._require(key))
             self._records[key] = moved
             return self._out(moved)
 

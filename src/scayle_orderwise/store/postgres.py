@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,9 +37,6 @@ from .base import (
     StoreError,
     Transition,
     UnknownKeyError,
-    apply_mark,
-    apply_renew,
-    apply_transition,
     as_utc,
     check_claim_args,
     check_same_identity,
@@ -477,71 +474,12 @@ class PostgresStore(StoreBase):
             rows = conn.execute(self._sql(_CLAIM_NEXT), params).fetchall()
             return self._records_with_history(conn, rows)
 
-    def renew(
-        self, key: str, *, owner: str, lease: timedelta, now: datetime | None = None
+    def _update(
+        self, key: str, change: Callable[[Record], Record], *, history: bool = True
     ) -> Record:
-        """See ``IdempotencyStore.renew``."""
         with self._txn() as conn:
-            record = apply_renew(
-                self._require(conn, key), owner=owner, lease=lease, now=self._now(now)
-            )
-            self._save(conn, record, history=False)
-            return record
-
-    def transition(
-        self,
-        key: str,
-        to_state: State | str,
-        *,
-        owner: str,
-        reason: str | None = None,
-        external_id: str | None = None,
-        external_ref: str | None = None,
-        payload: Mapping[str, Any] | None = None,
-        next_attempt_at: datetime | None = None,
-    ) -> Record:
-        """See ``IdempotencyStore.transition``."""
-        with self._txn() as conn:
-            record = apply_transition(
-                self._require(conn, key),
-                to_state,
-                owner=owner,
-                now=self._now(),
-                reason=reason,
-                external_id=external_id,
-                external_ref=external_ref,
-                payload=payload,
-                next_attempt_at=next_attempt_at,
-            )
-            self._save(conn, record)
-            return record
-
-    def mark(
-        self,
-        key: str,
-        to_state: State | str,
-        *,
-        reason: str,
-        actor: str | None = None,
-        external_id: str | None = None,
-        external_ref: str | None = None,
-        payload: Mapping[str, Any] | None = None,
-        next_attempt_at: datetime | None = None,
-    ) -> Record:
-        """See ``IdempotencyStore.mark``."""
-        with self._txn() as conn:
-            record = apply_mark(
-                self._require(conn, key),
-                to_state,
-                reason=reason,
-                now=self._now(),
-                actor=actor,
-                external_id=external_id,
-                external_ref=external_ref,
-                payload=payload,
-                next_attempt_at=next_attempt_at,
-            )
-            self._save(conn, record)
+            record = change(self._require(conn, key))
+            self._save(conn, record, history=history)
             return record
 
     def records(

@@ -451,6 +451,59 @@ def test_429_exhausts_the_scope_for_other_callers() -> None:
     assert budget.reserve("fulfillmentWrite") == pytest.approx(40.0)
 
 
+def test_429_saying_reset_0_still_closes_the_scope_for_a_moment() -> None:
+    clock = FakeClock()
+    budget = RateBudget(clock=clock)
+    budget.exhaust("stocksWrite", 0.0)  # X-RateLimit-Reset counts whole seconds: "0" is < 1 s
+    assert budget.reserve("stocksWrite") == pytest.approx(1.0)
+
+
+def test_calls_in_flight_at_a_window_reset_are_held_back_from_the_new_window() -> None:
+    clock = FakeClock()
+    budget = RateBudget(clock=clock)
+    budget.update(httpx.Headers(rl_headers("stocksWrite", 3, 3, 1)))
+    granted = [budget.reserve_tracked("stocksWrite") for _ in range(3)]
+    assert granted == [(0.0, True)] * 3
+    budget.release("stocksWrite")  # one answer is in; two calls are still on their way
+    clock.now += 1.0
+    # The two unanswered calls may be counted by the server in the new window: 3 - 2 = 1 left.
+    assert budget.reserve("stocksWrite") == 0.0
+    assert budget.reserve("stocksWrite") > 0
+    budget.release("stocksWrite")
+    budget.release("stocksWrite")
+    clock.now += 1.0
+    assert [budget.reserve("stocksWrite") for _ in range(3)] == [0.0, 0.0, 0.0]
+
+
+def test_first_answer_after_a_local_reset_does_not_raise_the_count() -> None:
+    clock = FakeClock()
+    budget = RateBudget(clock=clock)
+    budget.update(httpx.Headers(rl_headers("stocksWrite", 10, 0, 1)))
+    clock.now += 1.0
+    for _ in range(4):  # four calls leave in the new window before any answer comes back
+        assert budget.reserve("stocksWrite") == 0.0
+    budget.update(httpx.Headers(rl_headers("stocksWrite", 10, 9, 1)))  # the server saw one
+    state = budget.state("stocksWrite")
+    assert state is not None and state.remaining == 6
+
+
+def test_sender_releases_its_tracked_unit_on_success_and_on_failure() -> None:
+    clock = FakeClock()
+    budget = RateBudget(clock=clock)
+    budget.update(httpx.Headers(rl_headers("ordersRead", 5, 5, 10)))
+    ok = httpx.Response(200, json={}, headers=rl_headers("ordersRead", 5, 4, 10))
+    http, _, _ = make(sequence(ok), clock=clock, budget=budget)
+    http.send(RequestSpec("GET", "/a", scope="ordersRead"))
+    state = budget.state("ordersRead")
+    assert state is not None and state.in_flight == 0
+    down = scayle_error(400, "BAD", "bad", rl_headers("ordersRead", 5, 3, 10))
+    http, _, _ = make(sequence(down), clock=clock, budget=budget, max_retries=0)
+    with pytest.raises(BadRequestError):
+        http.send(RequestSpec("GET", "/b", scope="ordersRead"))
+    state = budget.state("ordersRead")
+    assert state is not None and state.in_flight == 0
+
+
 # -- async twin -------------------------------------------------------------------------------------
 
 

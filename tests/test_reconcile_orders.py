@@ -592,6 +592,35 @@ def test_external_sort_spills_and_matches_in_memory_result() -> None:
     assert small.summary == big.summary
 
 
+class TaggedLine(LineSummary):
+    """A user's subclass of ``LineSummary`` (travels through the external sort as is)."""
+
+
+def test_external_sort_round_trips_summaries_with_lines_exactly() -> None:
+    from scayle_orderwise.reconcile._streams import sorted_by_reference
+
+    made = [
+        ShopOrderSummary(
+            reference=f"R{(i * 7) % 40:03d}",
+            order_id=i,
+            currency="GBP",
+            gross=100 * i,
+            vat=0,
+            lines=[
+                LineSummary("A", "T1", 100 * i, 0, 1 + i % 3, Fraction(1, 5) if i % 2 else None),
+                *([TaggedLine("B", "T0", 0, 0, 1, "0")] if i % 5 == 0 else []),
+            ],
+        )
+        for i in range(40)
+    ]
+    for chunk_size in (3, 1000):  # spilled runs, and one chunk in memory
+        back = list(sorted_by_reference(made, ShopOrderSummary, chunk_size=chunk_size))
+        assert back == sorted(made, key=lambda s: s.reference)
+        assert [type(line) for s in back for line in s.lines] == [
+            type(line) for s in sorted(made, key=lambda s: s.reference) for line in s.lines
+        ]
+
+
 def test_sink_receives_exceptions_and_report_keeps_counts_only() -> None:
     shops, erps, expected = planted_month(56, seed=1)
     seen: list[Discrepancy] = []

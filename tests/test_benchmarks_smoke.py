@@ -1,0 +1,100 @@
+"""The benchmark scripts still run: each in ``--quick`` mode prints its table and its invariants hold.
+
+The five scripts start at once (module fixture) as subprocesses; each test then checks one of
+them: exit code 0 (in ``--quick`` runs only correctness targets count; speed figures are printed
+as ``info``), the table, and the figures it must show. Full runs and their figures:
+``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ("mapping", "order_push", "stock", "reconciliation", "chaos")
+
+
+@pytest.fixture(scope="module")
+def runs() -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
+    env = {**os.environ, "COLUMNS": "160", "PYTHONUNBUFFERED": "1"}
+    started = {
+        name: subprocess.Popen(
+            [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--quick"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in SCRIPTS
+    }
+    done = {}
+    try:
+        for name, proc in started.items():
+            out, err = proc.communicate(timeout=180)
+            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        yield done
+    finally:
+        for proc in started.values():
+            if proc.poll() is None:
+                proc.kill()
+
+
+def _ok(run: subprocess.CompletedProcess[str]) -> str:
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "all targets hold" in run.stdout
+    assert "FAIL" not in run.stdout
+    return run.stdout
+
+
+def _figures(pattern: str, text: str) -> list[float]:
+    found = [float(x) for x in re.findall(pattern, text)]
+    assert found, f"no match for {pattern!r}"
+    return found
+
+
+def test_mapping(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = _ok(runs["mapping"])
+    assert "Mapping cost vs parsing alone" in out
+    assert "PASS  all 300 orders map and add up to cost.withTax (failures: 0)" in out
+    (ratio,) = _figures(r"parse \+ map <= 2\.0x parse \((\d+\.\d+)x\)", out)
+    assert ratio > 1.0  # mapping costs something on top of parsing
+
+
+def test_order_push(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = _ok(runs["order_push"])
+    assert "Steady state" in out and "calls / order" in out
+    per_order = _figures(r"calls per order <= 3 \((\d+\.\d+)\)", out)
+    assert len(per_order) >= 4 and all(2.0 <= x <= 3.0 for x in per_order)
+    assert "every order exactly once in OrderWise" in out
+
+
+def test_stock(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = _ok(runs["stock"])
+    assert "changed-only vs a naive full push" in out
+    assert _figures(r"(\d+) answered 429", out) == [0]
+    totals = re.search(r"total: (\d+) pushes for (\d+) changed pairs", out)
+    assert totals is not None and totals[1] == totals[2] and int(totals[1]) > 0
+
+
+def test_reconciliation(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = _ok(runs["reconciliation"])
+    assert "Reconciling 20,000 order pairs" in out
+    for mode in ("presorted", "unsorted", "load-everything"):
+        assert f"PASS  {mode}: reports exactly the planted differences" in out
+    assert "PASS  all modes give the same summary" in out
+
+
+def test_chaos(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = _ok(runs["chaos"])
+    assert "Chaos run" in out
+    assert _figures(r"duplicates \(must be 0\)\s*│\s*(\d+)", out) == [0]
+    assert _figures(r"lost \(must be 0\)\s*│\s*(\d+)", out) == [0]
+    assert "quarantined: unknown_sku" in out

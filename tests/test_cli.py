@@ -117,7 +117,8 @@ def test_sync_status_quarantine_and_reports(
 
 
 def test_retry_requeues_failed_orders_only(configured: Path) -> None:
-    result = runner.invoke(app, ["retry", "999", "--config", str(configured)])
+    assert runner.invoke(app, ["sync", "orders", "--config", str(configured)]).exit_code == 0
+    result = runner.invoke(app, ["retry", "999", "501", "--config", str(configured)])
     assert result.exit_code == 0 and "0 order(s) queued" in result.output
 
 
@@ -226,3 +227,24 @@ def test_export_definitions_are_required_for_real_systems(configured: Path, tmp_
     config.write_text(stripped, encoding="utf-8")
     result = runner.invoke(app, ["sync", "orders", "--config", str(config)])
     assert result.exit_code == 2 and "order_changes" in result.output
+
+
+def test_alerts_can_be_listed_and_closed_without_credentials(
+    configured: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert runner.invoke(app, ["sync", "orders", "--config", str(configured)]).exit_code == 0
+    monkeypatch.setenv("SCAYLE_ORDERWISE_STORE__URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    listed = runner.invoke(app, ["alerts", "list"])
+    assert listed.exit_code == 0 and "order_quarantined" in listed.output and "506" in listed.output
+    assert runner.invoke(app, ["alerts", "resolve", "order_quarantined", "506"]).exit_code == 0
+    assert "no open alerts" in runner.invoke(app, ["alerts", "list"]).output
+    assert runner.invoke(app, ["alerts", "resolve", "order_quarantined", "506"]).exit_code == 1
+
+
+def test_a_missing_ledger_is_not_created_silently(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCAYLE_ORDERWISE_STORE__URL", f"sqlite:///{tmp_path / 'nowhere.db'}")
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 2 and "no ledger" in result.output
+    assert not (tmp_path / "nowhere.db").exists()

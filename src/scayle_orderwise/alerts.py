@@ -173,12 +173,11 @@ class AlertDispatcher:
         return f"alert:{kind}:{subject}"
 
     def _current(self, kind: str, subject: str) -> str | None:
-        if (kind, subject) in self._open:
-            return self._open[(kind, subject)]
+        # The shared store is the truth when there is one: another process may have resolved it.
         if self._state is not None:
             value: str | None = self._state.get_cursor(self._key(kind, subject))
             return value or None
-        return None
+        return self._open.get((kind, subject))
 
     def raise_alert(
         self,

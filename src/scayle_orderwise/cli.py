@@ -33,14 +33,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 quarantine_app = typer.Typer(
-    help="Orders that need a person: list, show, release.", no_args_is_help=True
+    help="Records that need a person (orders, packages, cancellations): list, show, release.",
+    no_args_is_help=True,
+)
+alerts_app = typer.Typer(
+    help="Open alerts: list them, or close one a person has dealt with.", no_args_is_help=True
 )
 sandbox_app = typer.Typer(help="The in-process fakes of both APIs.", no_args_is_help=True)
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(alerts_app, name="alerts")
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path | None,
@@ -94,8 +99,13 @@ def _store(config: Path | None) -> Any:
     """The ledger alone: the commands that only read or correct it need no API credentials."""
     from .connector import open_store
 
+    url = _settings(config).store.url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise _fail(
+            f"no ledger at {url.removeprefix('sqlite:///')}: set [store] url or SCAYLE_ORDERWISE_STORE__URL"
+        )
     try:
-        return open_store(_settings(config).store.url)
+        return open_store(url)
     except (ConfigError, StoreError) as exc:
         raise _fail(str(exc)) from None
 
@@ -407,6 +417,44 @@ def quarantine_release(
     finally:
         store.close()
     console.print(f"{_key(subject)} released; the next sync pass takes it up again")
+
+
+@alerts_app.command("list")
+def alerts_list(config: ConfigOption = None) -> None:
+    """Open alerts raised by any worker: kind, subject and cause."""
+    from .alerts import AlertDispatcher
+
+    store = _store(config)
+    try:
+        found = AlertDispatcher(state=store).open_alerts()
+    finally:
+        store.close()
+    table = Table(title="Open alerts")
+    for column in ("kind", "subject", "cause"):
+        table.add_column(column)
+    for kind, subject, cause in found:
+        table.add_row(kind, subject, cause)
+    console.print(table if found else "no open alerts")
+
+
+@alerts_app.command("resolve")
+def alerts_resolve(
+    kind: Annotated[str, typer.Argument(help="Alert kind, e.g. cancellation_too_late.")],
+    subject: Annotated[str, typer.Argument(help="Its subject as `alerts list` shows it.")],
+    config: ConfigOption = None,
+) -> None:
+    """Close an alert a person has dealt with (it is raised again if its cause comes back)."""
+    from .alerts import AlertDispatcher
+
+    store = _store(config)
+    try:
+        dispatcher = AlertDispatcher(state=store)
+        if not any(k == kind and s == subject for k, s, _ in dispatcher.open_alerts()):
+            raise _fail(f"no open alert {kind} for {subject}", 1)
+        dispatcher.resolve(kind, subject)
+    finally:
+        store.close()
+    console.print(f"closed {kind} for {subject}")
 
 
 @app.command()

@@ -436,7 +436,7 @@ class OrderSync:
         if len(found) > 1:
             ctx.alerts.raise_alert(
                 AlertKind.ORDER_STALLED,
-                str(order_id),
+                f"{order_id}:duplicates",
                 f"OrderWise holds {len(found)} sales orders for reference {reference}; cancel the extra ones",
                 cause=f"duplicates:{len(found)}",
             )

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import tenacity
+
 from .base import (
     CLAIM_REASON,
     RECLAIM_REASON,
@@ -171,15 +173,28 @@ class SqliteStore(StoreBase):
             )
             self._conn.row_factory = sqlite3.Row
             self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            if self.path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = FULL")
-            with self._write() as conn:
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            # Switching to WAL needs a moment alone with the file and does not wait on the busy
+            # timeout, so several workers opening one new ledger at once retry it briefly.
+            for attempt in tenacity.Retrying(
+                retry=tenacity.retry_if_exception(_is_locked),
+                stop=tenacity.stop_after_delay(timeout),
+                wait=tenacity.wait_random_exponential(multiplier=0.01, max=0.5),
+                reraise=True,
+            ):
+                with attempt:
+                    self._prepare()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store at {self.path}: {exc}") from exc
+
+    def _prepare(self) -> None:
+        mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if self.path != ":memory:" and str(mode).lower() != "wal":
+            self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = FULL")
+        with self._write() as conn:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.path!r})"
@@ -549,3 +564,7 @@ class SqliteStore(StoreBase):
             if not self._closed:
                 self._closed = True
                 self._conn.close()
+
+
+def _is_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)

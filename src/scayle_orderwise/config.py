@@ -13,6 +13,7 @@ import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -186,9 +187,24 @@ class FlowSettings(_Section):
 
 
 class StoreSettings(_Section):
-    """Where the ledger lives: ``sqlite:///path.db``, ``memory://`` or a ``postgresql://`` DSN."""
+    """Where the ledger lives: ``sqlite:///path.db``, ``memory://`` or a ``postgresql://`` DSN.
 
-    url: str = "sqlite:///scayle-orderwise.db"
+    A URL with a password is accepted from the environment only, and never shown in reprs.
+    """
+
+    url: str = Field(default="sqlite:///scayle-orderwise.db", repr=False)
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked, for logs and messages."""
+        parts = urlsplit(self.url)
+        if not parts.password:
+            return self.url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return parts._replace(netloc=netloc).geturl()
+
+    def __repr_args__(self) -> Any:
+        yield "url", self.display_url
 
 
 class AlertSettings(_Section):
@@ -263,15 +279,31 @@ def _refuse_secrets_in_file(path: Path) -> None:
         raise ConfigError(f"configuration file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    # pydantic-settings matches names regardless of case, so the check must too.
+    lowered = {str(k).lower(): v for k, v in data.items()}
     for section, names in SECRET_FIELDS.items():
-        table = data.get(section)
+        table = lowered.get(section)
         if isinstance(table, dict):
+            keys = {str(k).lower() for k in table}
             for name in names:
-                if name in table:
+                if name in keys:
                     env = f"SCAYLE_ORDERWISE_{section.upper()}__{name.upper()}"
                     raise ConfigError(
                         f"{path}: [{section}] {name} is a secret; set it in the environment as {env}"
                     )
+    _refuse_password_in_store_url(path, data)
+
+
+def _refuse_password_in_store_url(path: Path, data: dict[str, Any]) -> None:
+    lowered = {str(k).lower(): v for k, v in data.items()}
+    store = lowered.get("store")
+    if isinstance(store, dict):
+        url = {str(k).lower(): v for k, v in store.items()}.get("url")
+        if isinstance(url, str) and urlsplit(url).password:
+            raise ConfigError(
+                f"{path}: [store] url contains a password; set the whole URL in the environment "
+                "as SCAYLE_ORDERWISE_STORE__URL"
+            )
 
 
 def _describe(exc: ValidationError) -> str:

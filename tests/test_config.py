@@ -1,0 +1,63 @@
+"""Connector settings: TOML plus environment, secrets from the environment only, reprs without secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scayle_orderwise.config import ConnectorSettings
+from scayle_orderwise.errors import ConfigError
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "scayle-orderwise.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[scayle]\ntoken = "file-token"\n',
+        '[SCAYLE]\ntoken = "file-token"\n',
+        '[Orderwise]\nPassword = "file-pass"\n',
+        '[alerts]\nwebhook_url = "https://hooks.example/T0/secret"\n',
+        '[store]\nurl = "postgresql://ow:S3cret@db/ledger"\n',
+    ],
+)
+def test_secrets_in_the_file_are_refused_whatever_the_case(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        ConnectorSettings.load(_write(tmp_path, text))
+    message = str(info.value)
+    assert "SCAYLE_ORDERWISE_" in message
+    assert "file-token" not in message and "file-pass" not in message and "S3cret" not in message
+
+
+def test_environment_overrides_the_file_and_reprs_hide_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path, '[scayle]\nbase_url = "https://a"\n[flows]\nlease_seconds = 60\n')
+    monkeypatch.setenv("SCAYLE_ORDERWISE_SCAYLE__TOKEN", "env-token")
+    monkeypatch.setenv("SCAYLE_ORDERWISE_FLOWS__LEASE_SECONDS", "90")
+    monkeypatch.setenv("SCAYLE_ORDERWISE_STORE__URL", "postgresql://ow:S3cret@db/ledger")
+    settings = ConnectorSettings.load(path)
+    assert settings.flows.lease_seconds == 90
+    assert settings.scayle.base_url == "https://a"
+    assert (
+        settings.scayle.token is not None
+        and settings.scayle.token.get_secret_value() == "env-token"
+    )
+    assert settings.store.url == "postgresql://ow:S3cret@db/ledger"
+    text = repr(settings) + str(settings)
+    assert "env-token" not in text and "S3cret" not in text
+    assert settings.store.display_url == "postgresql://ow:***@db/ledger"
+
+
+def test_invalid_values_are_one_clear_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="lease_seconds"):
+        ConnectorSettings.load(_write(tmp_path, "[flows]\nlease_seconds = 0\n"))
+    with pytest.raises(ConfigError, match="not found"):
+        ConnectorSettings.load(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        ConnectorSettings.load(_write(tmp_path, "[flows\n"))

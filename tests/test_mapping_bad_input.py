@@ -196,3 +196,15 @@ def test_the_input_is_not_modified() -> None:
 def test_typed_order_and_dict_map_alike() -> None:
     order = _order(reductions=[321])
     assert OrderMapper().map(Order.model_validate(order)) == OrderMapper().map(order)
+
+
+def test_repeated_item_id_is_refused_naming_it() -> None:
+    # Line keys, voucher tie-breaks and item_ids_by_item_number all assume unique item ids.
+    order = _order()
+    order["items"][1]["id"] = order["items"][0]["id"]
+    with pytest.raises(MalformedOrderError, match=str(order["items"][0]["id"])) as info:
+        OrderMapper().map(order)
+    assert isinstance(info.value, MappingError)
+    assert "repeats" in str(info.value)
+    order["items"][1]["id"] += 1  # unique again: maps
+    assert OrderMapper().map(order).total_gross == 2000 + 850 + 395

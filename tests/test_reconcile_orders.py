@@ -753,3 +753,98 @@ def test_erp_deriving_gross_from_net_is_explained_on_real_orders(
         assert [(e.reason, e.tier) for e in report.exceptions] == [
             (Reason.ERP_VAT_FROM_NET, Tier.AUTO_ACCEPT)
         ]
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+def test_one_penny_delivery_or_discount_gap_is_never_taken_for_vat_from_net() -> None:
+    # 9.99 at 20 % is a half-penny tie, so VAT-from-net could explain -1; but the delivery
+    # charge (or the discount) itself differs by that penny: a real difference, not rounding.
+    shop = shop_order("P1", [("A", "T1", 999, 1)], shipping=[("", "T1", 500, 1)])
+    lower_ship = erp_of(shop, gross=shop.gross - 1, shipping_gross=499, with_lines=False)
+    [ship] = reconcile_orders([shop], [lower_ship]).exceptions
+    assert (ship.reason, ship.tier, ship.difference) == (Reason.SHIPPING_MISMATCH, Tier.BLOCK, -1)
+    discounted = shop_order(
+        "P2", [("A", "T1", 999, 1)], shipping=[("", "T1", 500, 1)], discount=100
+    )
+    more_disc = erp_of(discounted, gross=discounted.gross - 1, discount=101, with_lines=False)
+    [disc] = reconcile_orders([discounted], [more_disc]).exceptions
+    assert (disc.reason, disc.tier, disc.difference) == (Reason.DISCOUNT_MISMATCH, Tier.BLOCK, 1)
+    # The same gap with delivery and discount equal is still the explained mechanism.
+    same = erp_of(shop, gross=shop.gross - 1, with_lines=False)
+    [ok] = reconcile_orders([shop], [same]).exceptions
+    assert (ok.reason, ok.tier) == (Reason.ERP_VAT_FROM_NET, Tier.AUTO_ACCEPT)
+
+
+def test_vat_from_net_with_lines_must_account_for_a_lower_delivery_charge() -> None:
+    # 4.95 delivery at 20 % is a tie: re-grossed from its 2-dp net 4.12 it becomes 4.94.
+    shop = shop_order("P3", [("A", "T1", 2400, 1)], shipping=[("", "T1", 495, 1)])
+    goods, ship = shop.lines
+    regrossed = (goods, attrs.evolve(ship, gross=494, vat=82))
+    erp = erp_of(shop, gross=shop.gross - 1, vat=shop.vat - 1, shipping_gross=494, lines=regrossed)
+    [exc] = reconcile_orders([shop], [erp]).exceptions
+    assert (exc.reason, exc.tier) == (Reason.ERP_VAT_FROM_NET, Tier.AUTO_ACCEPT)
+    # A goods tie line lowered, but the header says the delivery charge fell: not this mechanism.
+    tie_shop = shop_order("P4", [("A", "T1", 999, 1)], shipping=[("", "T1", 500, 1)])
+    a, s = tie_shop.lines
+    lines = (attrs.evolve(a, gross=998, vat=166), s)
+    odd = erp_of(tie_shop, gross=tie_shop.gross - 1, shipping_gross=499, lines=lines)
+    [exc2] = reconcile_orders([tie_shop], [odd]).exceptions
+    assert exc2.reason is Reason.SHIPPING_MISMATCH
+    assert exc2.tier is Tier.BLOCK
+
+
+def _moved(shop: ShopOrderSummary, moves: dict[str, int]) -> ErpOrderSummary:
+    """``shop`` booked with each keyed line's VAT shifted (totals kept when the moves sum to 0)."""
+    lines = tuple(attrs.evolve(x, vat=x.vat + moves.get(x.key, 0)) for x in shop.lines)
+    return erp_of(shop, vat=sum(x.vat for x in lines), lines=lines)
+
+
+def test_vat_moved_between_tax_codes_with_equal_totals_is_a_tax_mismatch() -> None:
+    shop = shop_order("MV", [("A", "T1", 1200, 1), ("B", "T5", 2100, 1)])
+    erp = _moved(shop, {"A": 10, "B": -10})
+    assert erp.vat == shop.vat and erp.gross == shop.gross
+    [exc] = reconcile_orders([shop], [erp]).exceptions
+    assert (exc.reason, exc.tier) == (Reason.TAX_MISMATCH, Tier.BLOCK)
+    assert (exc.shop_amount, exc.erp_amount, exc.difference) == (200, 210, 10)  # code T1
+    assert "T1 +0.10 GBP" in exc.detail and "T5 -0.10 GBP" in exc.detail
+    # Within an allowance it is unexplained (review), never silently clean.
+    loose = reconcile_orders([shop], [erp], tolerance=Tolerance(unexplained_allowance=10))
+    assert [(e.reason, e.tier) for e in loose.exceptions] == [(Reason.UNEXPLAINED, Tier.REVIEW)]
+    # Without OrderWise lines nothing shows where the VAT sits: equal totals are clean.
+    bare = erp_of(shop, with_lines=False)
+    assert reconcile_orders([shop], [bare]).exceptions == []
+
+
+def test_vat_moved_between_codes_within_the_per_code_bound_is_rounding() -> None:
+    # One line per code: ⌊(1+1)/2⌋ = 1 per code, so a penny each way is line-vs-document rounding.
+    shop = shop_order("MR", [("A", "T1", 1000, 1), ("B", "T5", 2000, 1)])
+    [exc] = reconcile_orders([shop], [_moved(shop, {"A": 1, "B": -1})]).exceptions
+    assert (exc.reason, exc.tier) == (Reason.ROUNDING_LINE_VS_DOC, Tier.AUTO_ACCEPT)
+    assert exc.difference in (1, -1)
+    # Two pennies each way is beyond it; so is one code beyond while another is within.
+    [far] = reconcile_orders([shop], [_moved(shop, {"A": 2, "B": -2})]).exceptions
+    assert (far.reason, far.tier) == (Reason.TAX_MISMATCH, Tier.BLOCK)
+    three = shop_order("M3", [("A", "T1", 1000, 1), ("B", "T5", 2000, 1), ("C", "T5", 2000, 1)])
+    [mixed] = reconcile_orders([three], [_moved(three, {"A": -2, "B": 1, "C": 1})]).exceptions
+    assert mixed.reason is Reason.TAX_MISMATCH
+    assert mixed.difference == -2 and "bound of 1 minor units for T1" in mixed.detail
+    # Switched off in the tolerance: a penny moved is no longer explained.
+    off = Tolerance(line_vs_doc=False)
+    [strict] = reconcile_orders([shop], [_moved(shop, {"A": 1, "B": -1})], tolerance=off).exceptions
+    assert strict.reason is Reason.TAX_MISMATCH
+
+
+def test_vat_moved_within_one_tax_code_is_not_reported() -> None:
+    # The VAT return is per code: lines of one code trading VAT leave every code's total equal.
+    shop = shop_order("MS", [("A", "T1", 1200, 1), ("B", "T1", 2400, 1)])
+    assert reconcile_orders([shop], [_moved(shop, {"A": 5, "B": -5})]).exceptions == []
+
+
+def test_unit_vs_line_vat_moved_between_codes_is_explained() -> None:
+    # 5 × 10.00 at 20 %: 833 per line, 835 per unit (+2 ≤ ⌊6/2⌋); 3 × 7.00 at 5 %: -2 is within
+    # ⌊4/2⌋ = 2 of a three-unit line. Both lines hold several units: VAT per unit vs per line.
+    shop = shop_order("MU", [("A", "T1", 5000, 5), ("B", "T5", 2100, 3)])
+    [exc] = reconcile_orders([shop], [_moved(shop, {"A": 2, "B": -2})]).exceptions
+    assert (exc.reason, exc.tier) == (Reason.UNIT_VS_LINE_TAX, Tier.AUTO_ACCEPT)

@@ -397,3 +397,25 @@ def test_poll_can_be_switched_off_for_webhook_only_intake() -> None:
     assert calls(sandbox.scayle, "GET", "/orders") == 0
     connector.ingest_webhook(_envelope(9201))
     assert connector.sync_orders().pushed == 1
+
+
+def test_a_post_process_hook_that_changes_money_quarantines_the_order() -> None:
+    from scayle_orderwise.mapping import OrderMapper
+
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, [9301])
+
+    def cheaper(payload, mapped, order):  # type: ignore[no-untyped-def]
+        return payload.model_copy(
+            update={
+                "order_header": payload.order_header.model_copy(
+                    update={"order_gross": Decimal("1.00")}
+                )
+            }
+        )
+
+    connector = connector_for(sandbox, mapping=OrderMapper(MappingConfig(), post_process=cheaper))
+    result = connector.sync_orders()
+    assert result.quarantined == 1 and sandbox.orderwise.sales_orders == []
+    record = connector.store.get("order:9301")
+    assert record is not None and "orderGross" in (record.reason or "")

@@ -5,10 +5,13 @@ argument taking a plain callable (which then wins over the method). The callable
 
 ``resolve_sku(sku, item, order) -> str``
     The OrderWise variant code of a SCAYLE SKU (trimmed). Called once per mapped line with the line's
-    first unit. Default: ``sku_map`` / identity; raise ``UnknownSkuError`` to refuse a SKU.
+    first unit. Default: ``sku_map`` / identity; raise ``UnknownSkuError`` to refuse a SKU. An
+    answer that is not a non-empty string is refused the same way (``UnknownSkuError``).
 ``resolve_tax_code(rate, sku, order) -> str``
     The OrderWise tax code of a VAT rate (``Decimal``); ``sku`` is ``None`` for fees and delivery.
     Default: ``tax_code_overrides`` then ``tax_codes``; raise ``UnknownTaxRateError`` to refuse.
+    The answer must be a code the configuration knows (a key of ``tax_rate_ids`` when that table
+    is set, else ``T0``-``T9``); any other answer raises ``UnknownTaxRateError``.
 ``delivery_method(order) -> int | None``
     The OrderWise ``deliveryMethodId``. Default: the first of the package carrier keys, the delivery
     fee's ``option`` and ``key``, and ``shipping.policy`` found in ``delivery_methods``, else
@@ -20,7 +23,10 @@ argument taking a plain callable (which then wins over the method). The callable
 ``post_process(payload, mapped, order) -> SalesOrderCreate``
     The last word on the wire body (``payload.model_copy(update=...)``), e.g. to add special
     instructions. It must not change money: ``to_orderwise`` is for shaping, the amounts come from
-    ``mapped``.
+    ``mapped``. This is checked: if the header amounts (``orderGross/Net/Tax``,
+    ``deliveryGross/Net/Tax``, ``amountPaid``) or Σ ``itemGross`` × ``quantity`` per tax code (and
+    which lines carry an ``itemGross``) differ from the body before the hook,
+    ``to_orderwise`` raises ``InconsistentOrderError`` naming the change.
 
 Hooks run inside :meth:`OrderMapper.map` (except ``post_process``, which runs in
 ``MappedOrder.to_orderwise``), so a hook that raises a ``MappingError`` quarantines the order before

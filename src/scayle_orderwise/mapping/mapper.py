@@ -3,7 +3,8 @@
 The steps, in order (DESIGN §3 mapping, ``reference/money-policy.md``):
 
 1. SCAYLE items are single units; they are grouped into lines, one per (SKU, unit gross after item
-   reductions, VAT rate, tax code). A line's key is its smallest SCAYLE item id. Lines worth 0 stay.
+   reductions, VAT rate, tax code). A line's key is its smallest SCAYLE item id (item ids must be
+   unique). Lines worth 0 stay.
 2. Item-level reductions are already inside ``price.withTax``: mirrored, never recomputed.
 3. Order-level reductions (``cost.appliedReductions``, ``absoluteWithTax`` summed) are capped at the
    goods total (P9); the rest is ``unused_voucher``. If the order adds up with them *outside* the
@@ -31,13 +32,14 @@ from ..errors import (
     MixedCurrencyError,
     NegativeAmountError,
     NonIntegralAmountError,
+    UnknownSkuError,
     UnknownTaxRateError,
 )
 from ..money import exponent
 from ..orderwise.models import CustomerRef, DeliveryAddress, SalesOrderCreate
 from ..scayle.models import Fee, Order, OrderItem
 from .address import delivery_address_from
-from .config import MappingConfig, external_reference
+from .config import UK_TAX_CODES, MappingConfig, external_reference
 from .discounts import allocate_discount, decide_voucher
 from .errors import MalformedOrderError, UnmappedFeeError
 from .hooks import (
@@ -164,15 +166,77 @@ class MappedOrder:
         return result
 
     def to_orderwise(self) -> SalesOrderCreate:
-        """The OrderWise ``POST sales/order`` body (Decimal major units), after ``post_process``."""
+        """The OrderWise ``POST sales/order`` body (Decimal major units), after ``post_process``.
+
+        Raises ``InconsistentOrderError`` when ``post_process`` changed the money of the body.
+        """
         if self.wire is None:
             raise ValueError("this MappedOrder was not made by OrderMapper.map; no wire context")
         payload = build_sales_order(self, self.wire)
         if self.wire.post_process is not None:
+            before = _wire_money(payload)  # taken first: the hook may mutate the payload in place
             payload = self.wire.post_process(payload, self, self.wire.order)
             if not isinstance(payload, SalesOrderCreate):
                 raise TypeError("post_process must return a SalesOrderCreate")
+            changed = _money_changes(before, _wire_money(payload))
+            if changed:
+                raise InconsistentOrderError(
+                    f"post_process changed the money of order {self.order_id} "
+                    f"({'; '.join(changed)}): it may shape the body, not re-price it"
+                )
         return payload
+
+
+_HEADER_MONEY = (
+    ("order_gross", "orderGross"),
+    ("order_net", "orderNet"),
+    ("order_tax", "orderTax"),
+    ("delivery_gross", "deliveryGross"),
+    ("delivery_net", "deliveryNet"),
+    ("delivery_tax", "deliveryTax"),
+    ("amount_paid", "amountPaid"),
+)
+
+_WireMoney = tuple[tuple[Decimal | None, ...], dict[str | None, tuple[Decimal, int]]]
+
+
+def _wire_money(payload: SalesOrderCreate) -> _WireMoney:
+    """Header money fields, and per line tax code Σ itemGross × quantity with the unpriced count."""
+    header = payload.order_header
+    by_code: dict[str | None, tuple[Decimal, int]] = {}
+    for line in payload.order_lines:
+        total, unpriced = by_code.get(line.tax_code, (Decimal(0), 0))
+        if line.item_gross is None:
+            unpriced += 1
+        else:
+            total += line.item_gross * line.quantity
+        by_code[line.tax_code] = (total, unpriced)
+    return tuple(getattr(header, name) for name, _ in _HEADER_MONEY), by_code
+
+
+def _money_changes(before: _WireMoney, after: _WireMoney) -> list[str]:
+    """What ``post_process`` changed in the money of the wire body (empty when nothing did)."""
+    changes = [
+        f"{wire_name} {old} -> {new}"
+        for (_, wire_name), old, new in zip(_HEADER_MONEY, before[0], after[0], strict=True)
+        if old != new
+    ]
+    old_lines, new_lines = before[1], after[1]
+    old_total = sum((t for t, _ in old_lines.values()), Decimal(0))
+    new_total = sum((t for t, _ in new_lines.values()), Decimal(0))
+    if old_total != new_total:
+        changes.append(f"lines' itemGross x quantity {old_total} -> {new_total}")
+    elif old_lines != new_lines:
+        for code in sorted(old_lines.keys() | new_lines.keys(), key=str):
+            old = old_lines.get(code, (Decimal(0), 0))
+            new = new_lines.get(code, (Decimal(0), 0))
+            if old[0] != new[0]:
+                changes.append(
+                    f"lines' itemGross x quantity at tax code {code} {old[0]} -> {new[0]}"
+                )
+            if old[1] != new[1]:
+                changes.append(f"lines without itemGross at tax code {code} {old[1]} -> {new[1]}")
+    return changes
 
 
 _INTEGRAL_MARKER = "integral number of minor units"
@@ -225,6 +289,11 @@ class OrderMapper:
         self._customer: CustomerResolver = customer or self.customer
         self._delivery_address: DeliveryAddressResolver = delivery_address or self.delivery_address
         self._post_process: PostProcessor = post_process or self.post_process
+        # The inherited no-op post_process needs no money check: leave it out of the wire context.
+        self._post_process_is_noop = (
+            getattr(self._post_process, "__func__", None) is OrderMapper.post_process
+        )
+        self._known_codes: tuple[MappingConfig, frozenset[str]] | None = None
 
     # ------------------------------------------------------------------ hooks (override these)
 
@@ -307,8 +376,14 @@ class OrderMapper:
         # 1-2. group units into lines; prices mirrored from SCAYLE
         groups: dict[tuple[str, int, Decimal, str], list[OrderItem]] = {}
         codes: dict[tuple[Decimal, str], str] = {}
+        item_ids: set[int] = set()
         goods = 0
         for item in order.items:
+            if item.id in item_ids:
+                raise MalformedOrderError(
+                    f"order {order.id} repeats the SCAYLE item id {item.id}: item ids must be unique"
+                )
+            item_ids.add(item.id)
             price = item.price
             unit = price.with_tax if price is not None else None
             if unit is None:
@@ -326,7 +401,7 @@ class OrderMapper:
             rate = parse_rate(raw_rate)
             code = codes.get((rate, sku))
             if code is None:
-                code = self._resolve_tax_code(rate, sku, order)
+                code = self._tax_code(rate, sku, order)
                 codes[(rate, sku)] = code
             groups.setdefault((sku, unit, rate, code), []).append(item)
             goods += unit
@@ -378,7 +453,14 @@ class OrderMapper:
             net, vat = split_line_gross(gross, rate)
             ids = tuple(sorted(i.id for i in items))
             first = next(i for i in items if i.id == key)
-            variant_codes[key] = self._resolve_sku(sku, first, order)
+            variant_code = self._resolve_sku(sku, first, order)
+            if not isinstance(variant_code, str) or not variant_code.strip():
+                raise UnknownSkuError(
+                    sku,
+                    f"resolve_sku returned {variant_code!r} for SKU {sku!r}: "
+                    "not a usable OrderWise variant code",
+                )
+            variant_codes[key] = variant_code
             lines.append(
                 MappedLine(
                     key=key,
@@ -408,7 +490,7 @@ class OrderMapper:
                 raise UnknownTaxRateError(None, f"fee {name!r} has no VAT rate")
             rate = parse_rate(fee_rate)
             net, vat = split_line_gross(gross, rate)
-            code = self._resolve_tax_code(rate, None, order)
+            code = self._tax_code(rate, None, order)
             fee_codes.append(self.fee_variant_code(fee, order))
             fees.append(MappedFee(name, fee.category, gross, net, vat, rate, code))
 
@@ -443,7 +525,7 @@ class OrderMapper:
             delivery_method_id=delivery_method_id,
             delivery_address=address,
             order_date=self.order_date(order),
-            post_process=self._post_process,
+            post_process=None if self._post_process_is_noop else self._post_process,
         )
         return MappedOrder(
             order_id=order.id,
@@ -464,6 +546,27 @@ class OrderMapper:
         )
 
     # ------------------------------------------------------------------ helpers
+
+    def _tax_code(self, rate: Decimal, sku: str | None, order: Order) -> str:
+        """``resolve_tax_code``'s answer, refused unless it is a tax code the config knows."""
+        code = self._resolve_tax_code(rate, sku, order)
+        known = self._known_codes
+        if known is None or known[0] is not self.config:
+            ids = self.config.tax_rate_ids
+            known = self._known_codes = (
+                self.config,
+                UK_TAX_CODES if ids is None else frozenset(ids),
+            )
+        if isinstance(code, str) and code in known[1]:
+            return code
+        where = "tax_rate_ids: " if self.config.tax_rate_ids is not None else ""
+        where += ", ".join(sorted(known[1]))
+        raise UnknownTaxRateError(
+            rate,
+            f"resolve_tax_code returned {code!r} for VAT rate {rate}"
+            + (f" (SKU {sku!r})" if sku is not None else "")
+            + f": not a known OrderWise tax code (known: {where})",
+        )
 
     def _currency(self, order: Order) -> str:
         currency = order.currency_code
@@ -507,7 +610,5 @@ class OrderMapper:
         parts = []
         for rate, gross in sorted(by_rate.items()):
             net, vat = split_line_gross(gross, rate)
-            parts.append(
-                ShippingPart(self._resolve_tax_code(rate, None, order), rate, gross, net, vat)
-            )
+            parts.append(ShippingPart(self._tax_code(rate, None, order), rate, gross, net, vat))
         return tuple(parts)

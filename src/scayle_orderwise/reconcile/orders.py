@@ -397,7 +397,7 @@ class _Pair:
             out.append(internal)
             return out
         dv = erp.vat - shop.vat
-        if dv:
+        if dv or self._code_vat_moves():
             out.append(self._explain_vat(dv))
         return out
 
@@ -459,8 +459,8 @@ class _Pair:
                     f"(unused voucher value {_fmt(shop.unused_voucher, cur)})."
                 ),
             )
-        if tol.erp_vat_from_net:
-            ties = self._vat_from_net_lines(dg)
+        if tol.erp_vat_from_net and not d_disc:
+            ties = self._vat_from_net_lines(dg, d_ship)
             if ties is not None:
                 return gross(
                     Reason.ERP_VAT_FROM_NET,
@@ -514,8 +514,14 @@ class _Pair:
             detail=f"OrderWise total differs by {_signed(dg, cur)}{tail}; no rounding rule explains it.",
         )
 
-    def _vat_from_net_lines(self, dg: int) -> int | None:
-        """Number of tie lines if the gap is OrderWise re-deriving gross from 2-dp nets."""
+    def _vat_from_net_lines(self, dg: int, d_ship: int) -> int | None:
+        """Number of tie lines if the gap is OrderWise re-deriving gross from 2-dp nets.
+
+        Re-grossing never touches the discount (the caller checks it is equal). Without OrderWise
+        lines the delivery charge must agree too, so that a real one-penny delivery difference is
+        not taken for rounding; with lines, a lower delivery charge must be exactly the lowering
+        of the shipping lines, each a tie lowered by one.
+        """
         if dg >= 0:
             return None
         ties = [line for line in self.shop.lines if line.is_vat_tie()]
@@ -523,6 +529,7 @@ class _Pair:
             return None
         if self.line_pairs is not None:
             lowered = 0
+            ship_lowered = 0
             for s, e in self.line_pairs:
                 d = e.gross - s.gross
                 if d == 0:
@@ -530,7 +537,11 @@ class _Pair:
                 if d != -1 or not s.is_vat_tie():
                     return None
                 lowered += 1
-            return lowered if -lowered == dg else None
+                if s.key.startswith("shipping"):
+                    ship_lowered += 1
+            return lowered if -lowered == dg and -ship_lowered == d_ship else None
+        if d_ship:
+            return None
         return len(ties) if -dg <= len(ties) else None
 
     # -- components with equal gross -------------------------------------------------------
@@ -607,7 +618,10 @@ class _Pair:
     # -- VAT with equal gross --------------------------------------------------------------
 
     def _explain_vat(self, dv: int) -> Discrepancy:
+        """Explain a VAT difference with equal gross; ``dv == 0`` when VAT only moved between codes."""
         shop, erp, tol, cur = self.shop, self.erp, self.tol, self.cur
+        if dv == 0:
+            return self._explain_vat_moves()
         vat = functools.partial(self.amounts, shop=shop.vat, erp=erp.vat)
         if shop.shipping_vat is not None and erp.shipping_vat is not None:
             d_ship_vat = erp.shipping_vat - shop.shipping_vat
@@ -659,27 +673,95 @@ class _Pair:
                     "not explained by rounding."
                 ),
             )
-        why = (
-            f"beyond the rounding bound of {bound} minor units"
-            if bound is not None
-            else "and without line detail no rounding rule can explain it"
-        )
+        if bound is not None:
+            why = f"beyond the rounding bound of {bound} minor units"
+        elif self.shop.lines:
+            why = "beyond the rounding bound of ⌊(n+1)/2⌋ per tax code of n lines"
+        else:
+            why = "and without line detail no rounding rule can explain it"
         return vat(
             Reason.TAX_MISMATCH,
             detail=f"VAT differs by {_signed(dv, cur)} with equal totals, {why}.",
         )
+
+    def _explain_vat_moves(self) -> Discrepancy:
+        """Equal VAT totals, but VAT moved between tax codes (both sides have lines)."""
+        tol, cur = self.tol, self.cur
+        moves = self._code_vat_moves()
+        beyond = [m for m in moves if abs(m[3] - m[2]) > tol.line_vs_doc_bound(m[1])]
+        # The amounts shown are those of the worst code (beyond its bound if any is).
+        code, n_code, s_vat, e_vat = max(beyond or moves, key=lambda m: abs(m[3] - m[2]))
+        what = (
+            "VAT totals agree but VAT per tax code differs ("
+            + ", ".join(f"{c} {_signed(e - s, cur)}" for c, _, s, e in moves[:5])
+            + ")"
+        )
+        vat = functools.partial(self.amounts, shop=s_vat, erp=e_vat)
+        diffs = [(s, e.vat - s.vat) for s, e in self.line_pairs or () if e.vat != s.vat]
+        if tol.tie_rounding and all(abs(d) == 1 and s.is_vat_tie() for s, d in diffs):
+            return vat(
+                Reason.TIE_ROUNDING_MODE,
+                detail=(
+                    f"{what} on {len(diffs)} line(s) whose exact VAT ends in half a penny, "
+                    "rounded the other way."
+                ),
+            )
+        if tol.unit_vs_line_tax and all(
+            s.quantity > 1 and abs(d) <= tol.unit_vs_line_bound(s.quantity) for s, d in diffs
+        ):
+            return vat(
+                Reason.UNIT_VS_LINE_TAX,
+                detail=(
+                    f"{what} on multi-unit line(s) ({', '.join(s.key for s, _ in diffs[:5])}): "
+                    "VAT per unit vs per line, within ⌊(q+1)/2⌋ per line."
+                ),
+            )
+        if tol.line_vs_doc and not beyond:
+            return vat(
+                Reason.ROUNDING_LINE_VS_DOC,
+                detail=(
+                    f"{what}: VAT rounded per line vs per document, within ⌊(n+1)/2⌋ minor "
+                    "units per tax code of n lines."
+                ),
+            )
+        gap = abs(e_vat - s_vat)
+        if gap <= tol.unexplained_allowance:
+            return vat(
+                Reason.UNEXPLAINED,
+                detail=f"{what}, within the configured allowance but not explained by rounding.",
+            )
+        why = (
+            f"beyond the rounding bound of {tol.line_vs_doc_bound(n_code)} minor units for {code}"
+            if beyond
+            else "and rounding per line vs per document is not accepted"
+        )
+        return vat(Reason.TAX_MISMATCH, detail=f"{what}: VAT was moved between tax codes, {why}.")
+
+    def _code_vat_moves(self) -> list[tuple[str, int, int, int]]:
+        """``(tax code, shop line count, shop VAT, OrderWise VAT)`` of every code whose VAT differs.
+
+        Empty unless both sides have matching lines.
+        """
+        if self.line_pairs is None:
+            return []
+        shop_codes = _groups_by_code(s for s, _ in self.line_pairs)
+        erp_codes = _groups_by_code(e for _, e in self.line_pairs)
+        moves = []
+        for code in sorted(shop_codes.keys() | erp_codes.keys()):
+            n, _, s_vat = shop_codes.get(code, (0, 0, 0))
+            e_vat = erp_codes.get(code, (0, 0, 0))[2]
+            if s_vat != e_vat:
+                moves.append((code, n, s_vat, e_vat))
+        return moves
 
     def _line_vs_doc_bound(self) -> int | None:
         """Σ over tax codes of ⌊(n+1)/2⌋, or None without shop lines (or over a per-code bound)."""
         if not self.shop.lines:
             return None
         shop_codes = _groups_by_code(self.shop.lines)
-        if self.line_pairs is not None:
-            erp_codes = _groups_by_code(e for _, e in self.line_pairs)
-            for code, (n, _, s_vat) in shop_codes.items():
-                e_vat = erp_codes.get(code, (0, 0, 0))[2]
-                if abs(e_vat - s_vat) > self.tol.line_vs_doc_bound(n):
-                    return None
+        for _code, n, s_vat, e_vat in self._code_vat_moves():
+            if abs(e_vat - s_vat) > self.tol.line_vs_doc_bound(n):
+                return None
         return sum(self.tol.line_vs_doc_bound(n) for n, _, _ in shop_codes.values())
 
 

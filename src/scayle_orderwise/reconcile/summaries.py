@@ -47,7 +47,7 @@ def _lines(value: Iterable[LineSummary]) -> tuple[LineSummary, ...]:
 class LineSummary:
     """One goods line or one shipping part of an order, as booked on one side.
 
-    ``key`` identifies the line on both sides (the SCAYLE SKU for goods, ``"shipping:<tax code>"``
+    ``key`` identifies the line on both sides (the SCAYLE SKU for goods, ``"shipping|<tax code>"``
     for shipping parts). ``rate`` (``Decimal``/``str``/``Fraction``, never ``float``) is needed to
     recognise half-penny ties; without it only the bound-based explanations apply.
     """

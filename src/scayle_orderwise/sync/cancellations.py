@@ -43,7 +43,6 @@ from ..errors import (
     ConfigError,
     ConnectorError,
     NotFoundError,
-    TransientError,
 )
 from ..orderwise.models import OrderChangeRow, SalesOrderStatus, parse_decimal
 from ..orderwise.statuses import CanonicalStatus, canonical_status, is_cancellable
@@ -247,18 +246,8 @@ class CancellationSync:
         except NotFoundError as exc:
             self.ctx.release(record, f"not found: {exc}", backoff=True)
             result.add("deferred")
-        except TransientError as exc:
-            self.ctx.release(record, f"transient error: {exc}", backoff=True)
-            result.add("deferred")
-        except ConnectorError as exc:
-            self.ctx.release(record, f"{type(exc).__name__}: {exc}", backoff=True)
-            result.add("failed")
-            result.errors.append(f"{record.key}: {exc}")
         except Exception as exc:  # a pass never dies on one bad record
-            ctx.logger.exception("unexpected error on %s", record.key)
-            self.ctx.release(record, f"unexpected {type(exc).__name__}: {exc}", backoff=True)
-            result.add("failed")
-            result.errors.append(f"{record.key}: {type(exc).__name__}: {exc}")
+            ctx.release_after_error(record, exc, result)
 
     # -- SCAYLE → OrderWise ------------------------------------------------------------------------
 

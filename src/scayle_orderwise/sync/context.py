@@ -12,6 +12,7 @@ import attrs
 
 from ..alerts import AlertDispatcher
 from ..config import FlowSettings, InventorySettings
+from ..errors import ConnectorError, TransientError
 from ..store import Record, State
 
 if TYPE_CHECKING:
@@ -79,6 +80,29 @@ class FlowContext:
             reason=reason,
             next_attempt_at=self.clock() + delay,
         )
+
+    def release_after_error(
+        self, record: Record, exc: Exception, result: SyncResult, *, maybe_sent: bool = False
+    ) -> None:
+        """Release a claim after an error that concerns this record only, and count it.
+
+        Transient errors count as ``deferred``, everything else as ``failed`` (with the error in
+        ``result.errors``); either way the record is retried after the backoff, so a pass never
+        dies on one bad record. Call it from inside the ``except`` block.
+        """
+        if isinstance(exc, TransientError):
+            self.release(record, f"transient error: {exc}", backoff=True, maybe_sent=maybe_sent)
+            result.add("deferred")
+            return
+        if isinstance(exc, ConnectorError):
+            reason, error = f"{type(exc).__name__}: {exc}", f"{record.key}: {exc}"
+        else:
+            self.logger.exception("unexpected error on %s", record.key)
+            reason = f"unexpected {type(exc).__name__}: {exc}"
+            error = f"{record.key}: {type(exc).__name__}: {exc}"
+        self.release(record, reason, backoff=True, maybe_sent=maybe_sent)
+        result.add("failed")
+        result.errors.append(error)
 
     def defer(self, record: Record, reason: str, *, delay: bool = True) -> None:
         """Put a claimed record back to wait (e.g. for the order to be acknowledged first)."""

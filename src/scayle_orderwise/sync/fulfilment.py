@@ -69,7 +69,6 @@ from ..errors import (
     MappingError,
     NotFoundError,
     StoreError,
-    TransientError,
 )
 from ..mapping import parse_external_reference
 from ..mapping.sku import variant_code_for
@@ -723,20 +722,8 @@ class FulfilmentSync:
                 except NotFoundError:
                     self._quarantine(record, "order_not_found: the order does not exist in SCAYLE")
                     result.add("quarantined")
-                except TransientError as exc:
-                    self.ctx.release(record, f"transient error: {exc}", backoff=True)
-                    result.add("deferred")
-                except ConnectorError as exc:
-                    self.ctx.release(record, f"{type(exc).__name__}: {exc}", backoff=True)
-                    result.add("failed")
-                    result.errors.append(f"{record.key}: {exc}")
                 except Exception as exc:  # a pass never dies on one bad package
-                    ctx.logger.exception("unexpected error on %s", record.key)
-                    self.ctx.release(
-                        record, f"unexpected {type(exc).__name__}: {exc}", backoff=True
-                    )
-                    result.add("failed")
-                    result.errors.append(f"{record.key}: {type(exc).__name__}: {exc}")
+                    ctx.release_after_error(record, exc, result)
 
     def _send_one(
         self,

@@ -37,7 +37,6 @@ from ..errors import (
     InvalidResponseError,
     MappingError,
     NotFoundError,
-    TransientError,
     UnknownVariantError,
 )
 from ..scayle.models import Order
@@ -267,18 +266,8 @@ class OrderSync:
         except ConfigError:
             release("configuration error; the pass stops", backoff=False)
             raise
-        except TransientError as exc:
-            release(f"transient error: {exc}", backoff=True)
-            result.add("deferred")
-        except ConnectorError as exc:
-            release(f"{type(exc).__name__}: {exc}", backoff=True)
-            result.add("failed")
-            result.errors.append(f"{record.key}: {exc}")
         except Exception as exc:  # a pass never dies on one bad order
-            ctx.logger.exception("unexpected error on %s", record.key)
-            release(f"unexpected {type(exc).__name__}: {exc}", backoff=True)
-            result.add("failed")
-            result.errors.append(f"{record.key}: {type(exc).__name__}: {exc}")
+            ctx.release_after_error(record, exc, result, maybe_sent=self._attempted == record.key)
 
     def _process(self, record: Record, cache: dict[int, Order], result: SyncResult) -> None:
         ctx = self.ctx

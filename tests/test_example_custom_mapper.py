@@ -29,10 +29,11 @@ def test_standalone_trade_buyer(example: ModuleType) -> None:
     assert body["customer"] == {"accountNumber": "BIGC001"}
     assert body["orderHeader"]["specialInstructions"] == "Trade order"
     codes = {line["variantCode"] for line in body["orderLines"]}
-    assert codes == {"TEE-BLK-M", "BOOK-42"}
+    assert codes == {"TEE-BLK-M", "BOOK-42", "CARRIAGE"}  # delivery: carriage lines per code
     assert {line["eCommerceCode"] for line in body["orderLines"]} == {
         "ACME-TEE-BLK-M",
         "ACME-BOOK-42",
+        "delivery",
     }
 
 
@@ -53,7 +54,8 @@ def test_against_the_sandbox(example: ModuleType) -> None:
     body = example.run_sandbox("buyer@smallshop.example")
     assert body["customer"] == {"accountNumber": "SMAL002"}
     assert body["orderHeader"]["eCommerceOrderNumber"] == "SCAYLE-7001"
-    assert {line["variantCode"] for line in body["orderLines"]} == {"TEE-BLK-M", "BOOK-42"}
+    codes = {line["variantCode"] for line in body["orderLines"]}
+    assert codes == {"TEE-BLK-M", "BOOK-42", "CARRIAGE"}
 
 
 def test_main_prints_json(example: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:

@@ -462,8 +462,9 @@ def test_stock_variants_paging_and_variant_stock(
 ) -> None:
     sb.add_variant("SKU-3")
     variants = list(client.iter_stock_variants(page_size=2))
-    assert [v.variant_code for v in variants] == ["SKU-1", "SKU-2", "SKU-3"]
-    assert [p for _m, p, _s in paths(sb)].count("/stock/variants") == 2
+    # CARRIAGE: the non-stock carriage item every sandbox installation has
+    assert [v.variant_code for v in variants] == ["SKU-1", "SKU-2", "SKU-3", "CARRIAGE"]
+    assert [p for _m, p, _s in paths(sb)].count("/stock/variants") == 3
     stock = client.get_variant_stock(variants[1].variant_id)
     assert [(r.stock_location_id, r.free_stock) for r in stock] == [(1, Decimal("2.5"))]
 
@@ -510,7 +511,7 @@ async def test_async_client_covers_every_method(
             await aclient.cancel_sales_order(created.order_id)
         assert refused.value.status_code == 409
         variants = [v async for v in aclient.iter_stock_variants(page_size=1)]
-        assert [v.variant_code for v in variants] == ["SKU-1", "SKU-2"]
+        assert [v.variant_code for v in variants] == ["SKU-1", "SKU-2", "CARRIAGE"]
         assert len(await aclient.get_variant_stock(variants[0].variant_id)) == 1
         assert await aclient.run_export(sb.export_definitions.order_by_reference, ref="X") == []
         with pytest.raises(UnknownVariantError) as unknown:

@@ -226,7 +226,12 @@ class Connector:
         mapper: OrderMapper | None = None,
         store: IdempotencyStore | None = None,
     ) -> Connector:
-        """Build clients, store, mapper and alert sinks from :class:`ConnectorSettings`."""
+        """Build clients, store, mapper and alert sinks from :class:`ConnectorSettings`.
+
+        Raises :class:`ConfigError` when a setting is missing, or when OrderWise lacks the service
+        item delivery charges are booked to (``[mapping] delivery_variant_code``, default
+        ``CARRIAGE``; checked once and remembered in the ledger).
+        """
         s, o = settings.scayle, settings.orderwise
         if not s.base_url or s.token is None:
             raise ConfigError(
@@ -271,7 +276,7 @@ class Connector:
             sinks.append(LoggingAlertSink())
         if settings.alerts.webhook_url is not None:
             sinks.append(WebhookAlertSink(settings.alerts.webhook_url.get_secret_value()))
-        return cls(
+        connector = cls(
             scayle=scayle,
             orderwise=orderwise,
             store=store if store is not None else open_store(settings.store.url),
@@ -280,6 +285,14 @@ class Connector:
             worker_id=settings.worker_id,
             settings=settings,
         )
+        from .sync.delivery_item import check_delivery_item
+
+        try:  # OrderWise must hold the item delivery is booked to (P10), else refuse to start
+            check_delivery_item(connector.orderwise, connector.store, connector.mapper.config)
+        except ConfigError:
+            connector.close()
+            raise
+        return connector
 
     # ------------------------------------------------------------------------------------------ flows
 

@@ -64,7 +64,7 @@ from .steps import (
     require_cost,
 )
 from .tax import parse_rate, split_line_gross, tax_code_for
-from .wire import SubLine, WireContext, build_sales_order, split_line
+from .wire import SubLine, WireContext, build_sales_order, goods_wire_lines, split_line
 
 __all__ = ["MappedFee", "MappedLine", "MappedOrder", "MappedPayment", "OrderMapper"]
 
@@ -94,7 +94,11 @@ class MappedLine:
     deliverable: bool = True
 
     def sub_lines(self) -> tuple[SubLine, ...]:
-        """The OrderWise lines this line is sent as (P11: at most two, unit prices 1 apart)."""
+        """This line split into whole-minor-unit unit prices (P11: at most two, 1 apart).
+
+        What OrderWise receives depends on ``unit_price_decimals``; see
+        :meth:`MappedOrder.item_ids_by_item_number` and :func:`.wire.wire_lines`.
+        """
         return split_line(self.gross, self.vat, self.quantity, self.item_ids)
 
 
@@ -168,13 +172,11 @@ class MappedOrder:
         Lets the fulfilment flow turn despatched OrderWise lines back into SCAYLE units. Fee and
         delivery lines carry no units and are absent.
         """
-        result: dict[int, tuple[int, ...]] = {}
-        number = 0
-        for line in self.lines:
-            for sub in line.sub_lines():
-                number += 1
-                result[number] = sub.item_ids
-        return result
+        config = self.wire.config if self.wire is not None else MappingConfig()
+        return {
+            number: sub.item_ids
+            for number, (_, sub) in enumerate(goods_wire_lines(self, config), start=1)
+        }
 
     def to_orderwise(self) -> SalesOrderCreate:
         """The OrderWise ``POST sales/order`` body (Decimal major units), after ``post_process``.

@@ -23,6 +23,17 @@ New orders start as ``Awaiting picking``; a despatch makes them ``Partially desp
   :meth:`~OrderwiseSandbox.register_export`.
 - ``GET stock/variants?limit=&last_id=`` and ``GET stock/{variantId}``.
 
+VAT is booked as OrderWise books it: per order line, from the line's tax rate (``taxRateId``, else
+``taxCode``, else the installation's default rate) on the line gross ``itemGross × quantity``
+rounded to minor units, and for the header delivery charge from ``deliveryTaxRateId`` /
+``deliveryTaxCode`` (else the default rate, as a delivery method's own code would apply). The
+order-details export reports those figures, never the ones the client sent.
+
+Non-stock service items (:meth:`~OrderwiseSandbox.add_service_item`; ``CARRIAGE``, the item the
+mapper books delivery to by default, exists from the start) are variants that orders may use but
+that hold no stock: they are listed by ``stock/variants`` but never allocated nor exported as stock,
+and they are despatched or cancelled together with the last goods of their order.
+
 Errors carry an ASP.NET Web API style body ``{"Message": "..."}`` (the real error shape is not public,
 §1.4). Timestamps are UK local wall-clock time without a zone, as OrderWise writes them (§1.7).
 """
@@ -91,6 +102,11 @@ _DEFAULT_TAX_RATES: dict[int, tuple[str, Decimal]] = {
 
 _DEFAULT_CURRENCIES: dict[int, str] = {1: "GBP", 2: "EUR", 3: "USD"}
 
+DEFAULT_SERVICE_ITEMS = ("CARRIAGE",)
+"""Service items every fake installation has: the carriage item ``MappingConfig`` books delivery to."""
+
+_FIRST_SERVICE_ID = 900_001  # service items get ids apart from stock variants
+
 
 class OrderwiseClock:
     """The fake's clock, in UK local wall-clock time without a zone (as OrderWise stores times).
@@ -141,6 +157,7 @@ class _Variant:
     code: str
     free: dict[int, Decimal] = field(default_factory=dict)
     last_calculated: datetime | None = None
+    service: bool = False
 
 
 @dataclass
@@ -155,6 +172,7 @@ class _Line:
     stock_location_id: int
     despatched: Decimal = Decimal(0)
     cancelled: Decimal = Decimal(0)
+    service: bool = False
 
     @property
     def remaining(self) -> Decimal:
@@ -268,11 +286,14 @@ class OrderwiseSandbox:
         self._variants: dict[str, _Variant] = {}
         self._orders: dict[int, _Order] = {}
         self._next_variant_id = 1001
+        self._next_service_id = _FIRST_SERVICE_ID
         self._next_order_id = 5001
         self._next_order_number: dict[int, int] = {}
         self._next_delivery = 9001
         self._exports: dict[int, tuple[tuple[str, ...], ExportFunction]] = {}
         self._register_builtin_exports()
+        for code in DEFAULT_SERVICE_ITEMS:
+            self.add_service_item(code)
 
         self.transport = FakeTransport(
             self._handle,
@@ -325,6 +346,25 @@ class OrderwiseSandbox:
         """Register a variant code (exact, case-sensitive); returns its variant id. Idempotent."""
         with self._lock:
             return self._variant(sku).variant_id
+
+    def add_service_item(self, code: str) -> int:
+        """Register a non-stock service item (carriage, fees); returns its variant id. Idempotent.
+
+        Orders may use it; it never holds, allocates or exports stock. A code already registered
+        as a stock variant stays one.
+        """
+        with self._lock:
+            variant = self._variants.get(code)
+            if variant is None:
+                variant = _Variant(self._next_service_id, code, service=True)
+                self._next_service_id += 1
+                self._variants[code] = variant
+            return variant.variant_id
+
+    def remove_variant(self, code: str) -> None:
+        """Forget a variant or service item (e.g. to test an installation without ``CARRIAGE``)."""
+        with self._lock:
+            self._variants.pop(code, None)
 
     def set_free_stock(
         self,
@@ -438,6 +478,13 @@ class OrderwiseSandbox:
             wanted = self._line_quantities(order, lines)
             if not wanted:
                 raise ValueError(f"nothing left to despatch on order {order.order_id}")
+            goods_left = any(
+                ln.remaining > wanted.get(ln.item_number, 0) for ln in order.lines if not ln.service
+            )
+            if not goods_left:  # service lines (carriage) go with the last goods
+                for ln in order.lines:
+                    if ln.service and ln.remaining > 0:
+                        wanted[ln.item_number] = ln.remaining
             for line in order.lines:
                 line.despatched += wanted.get(line.item_number, Decimal(0))
             consignment = consignment or f"CN{self._random.randrange(10**9, 10**10)}"
@@ -479,8 +526,16 @@ class OrderwiseSandbox:
                 qty = wanted.get(line.item_number, Decimal(0))
                 if qty:
                     line.cancelled += qty
-                    if order.visible and self.allocate_stock:
+                    if order.visible and self.allocate_stock and not line.service:
                         self._adjust(line.variant_code, line.stock_location_id, qty)
+            if all(ln.remaining <= 0 for ln in order.lines if not ln.service):
+                shipped = any(ln.despatched for ln in order.lines if not ln.service)
+                for ln in order.lines:  # service lines follow the goods
+                    if ln.service and ln.remaining > 0:
+                        if shipped:
+                            ln.despatched += ln.remaining
+                        else:
+                            ln.cancelled += ln.remaining
             if all(ln.remaining <= 0 for ln in order.lines):
                 order.status = (
                     CANCELLED if all(ln.despatched == 0 for ln in order.lines) else DESPATCHED
@@ -628,6 +683,7 @@ class OrderwiseSandbox:
             tax_code, tax_rate = self._tax(raw.get("taxRateId"), raw.get("taxCode"))
             lines.append(
                 _Line(
+                    service=self._variants[code].service,
                     item_number=_int(raw.get("itemNumber"), index),
                     variant_code=code,
                     quantity=_required_decimal(raw, "quantity"),
@@ -695,7 +751,7 @@ class OrderwiseSandbox:
                 409, f"Order {order.order_number} cannot be cancelled: status '{order.status}'."
             )
         for line in order.lines:
-            if self.allocate_stock:
+            if self.allocate_stock and not line.service:
                 self._adjust(line.variant_code, line.stock_location_id, line.remaining)
             line.cancelled += line.remaining
         order.status = CANCELLED
@@ -752,6 +808,8 @@ class OrderwiseSandbox:
     def _variant_stock(self, raw_id: str) -> httpx.Response:
         for variant in self._variants.values():
             if raw_id.isdigit() and variant.variant_id == int(raw_id):
+                if variant.service:
+                    return _json(200, [])  # a non-stock item holds no stock anywhere
                 return _json(
                     200,
                     [
@@ -828,6 +886,8 @@ class OrderwiseSandbox:
         since = _param_time(params.get("since"), "since")
         rows: list[dict[str, Any]] = []
         for variant in sorted(self._variants.values(), key=lambda v: v.variant_id):
+            if variant.service:
+                continue
             changed = variant.last_calculated
             if since is not None and (changed is None or changed < since):
                 continue
@@ -877,7 +937,8 @@ class OrderwiseSandbox:
         if not self.allocate_stock:
             return
         for line in order.lines:
-            self._adjust(line.variant_code, line.stock_location_id, sign * line.remaining)
+            if not line.service:
+                self._adjust(line.variant_code, line.stock_location_id, sign * line.remaining)
 
     def _touch(self, order: _Order) -> None:
         order.last_amended = self.clock.now()

@@ -11,7 +11,6 @@ import json
 import os
 import time
 from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -115,18 +114,18 @@ def _key(subject: str) -> str:
     return subject if ":" in subject else f"order:{subject}"
 
 
-def _parse_day(value: str | None, *, end: bool = False) -> datetime | None:
+def _parse_day(value: str | None, *, end: bool = False) -> date | datetime | None:
+    """A day (``end``: the day after it, so the day is included) or an ISO time; without a zone
+    both are read in the books' time zone (``timezone`` setting) by reconcile and postings."""
     if value is None:
         return None
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
-            moment = datetime.combine(day, dtime.min, tzinfo=UTC)
-            return moment + timedelta(days=1) if end else moment
-        parsed = datetime.fromisoformat(value)
+            return day + timedelta(days=1) if end else day
+        return datetime.fromisoformat(value)
     except ValueError:
         raise _fail(f"not a date (YYYY-MM-DD) or ISO timestamp: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # ------------------------------------------------------------------------------------------------ demo
@@ -276,7 +275,16 @@ def reconcile_stock(
 def export_postings(
     config: ConfigOption = None,
     since: Annotated[str, typer.Option(help="First day of the period (YYYY-MM-DD).")] = "",
-    until: Annotated[str, typer.Option(help="Last day of the period (YYYY-MM-DD).")] = "",
+    until: Annotated[
+        str, typer.Option(help="Last day of the period (YYYY-MM-DD), inclusive.")
+    ] = "",
+    journal: Annotated[
+        str,
+        typer.Option(
+            help="full: the whole period (replaces an earlier export); additions: only orders "
+            "acknowledged since the last export."
+        ),
+    ] = "full",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="CSV file (default: stdout).")
     ] = None,
@@ -284,16 +292,20 @@ def export_postings(
     """Write the period's batched financial postings (net, VAT, gross per tax code) as CSV."""
     if not since or not until:
         raise _fail("--since and --until are required")
+    if journal not in ("full", "additions"):
+        raise _fail(f"--journal must be full or additions, not {journal!r}")
     start, end = _parse_day(since), _parse_day(until, end=True)
     assert start is not None and end is not None
     connector = _connector(config)
     try:
-        text = connector.export_postings(since=start, until=end)
+        result = connector.postings(since=start, until=end, journal=journal)
     except ConnectorError as exc:
         raise _fail(f"postings export failed: {exc}", 1) from None
     finally:
         connector.close()
-    _emit(text, output)
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False)
+    _emit(result.csv, output)
 
 
 def _emit(text: str, output: Path | None) -> None:

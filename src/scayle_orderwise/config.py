@@ -232,6 +232,21 @@ class ConnectorSettings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     mapping: dict[str, Any] = Field(default_factory=dict)
     worker_id: str | None = None
+    timezone: str = "Europe/London"
+    """The books' time zone: reconciliation and postings read dates and naive times in it."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name like 'Europe/London'"
+            ) from None
+        return value
 
     _toml_path: ClassVar[Path | None] = None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -28,6 +28,7 @@ from .sync.orders import ORDER_KIND, OrderSync, order_key
 if TYPE_CHECKING:
     from .reconcile import ReconciliationReport, StockReport, Tolerance
     from .sandbox import Sandbox
+    from .sync.reconciliation import PostingsExport
 
 __all__ = [
     "Connector",
@@ -373,24 +374,52 @@ class Connector:
 
     def reconcile(
         self,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: date | datetime | None = None,
+        until: date | datetime | None = None,
         *,
         tolerance: Tolerance | None = None,
     ) -> ReconciliationReport:
         """Reconcile SCAYLE orders against OrderWise orders for a period (all orders by default).
 
-        ``tolerance`` tunes which rounding variances are explained (default: the derived bounds).
+        The period is ``[since, until)``: dates and naive datetimes are read in the books' time
+        zone (``settings.timezone``, default Europe/London), aware datetimes as they are; the same
+        rule as :meth:`export_postings`. ``tolerance`` tunes which rounding variances are
+        explained (default: the derived bounds).
         """
         from .sync.reconciliation import reconcile_period
 
-        return reconcile_period(self.context, since=since, until=until, tolerance=tolerance)
+        return reconcile_period(
+            self.context,
+            since=since,
+            until=until,
+            tolerance=tolerance,
+            timezone=self.settings.timezone,
+        )
 
-    def export_postings(self, *, since: datetime, until: datetime) -> str:
-        """The period's batched financial postings as CSV (see :mod:`.reconcile.postings`)."""
-        from .sync.reconciliation import export_postings
+    def export_postings(
+        self, *, since: date | datetime, until: date | datetime, journal: str = "full"
+    ) -> str:
+        """The period's batched financial postings as CSV (see :meth:`postings`)."""
+        return self.postings(since=since, until=until, journal=journal).csv
 
-        return export_postings(self.context, since=since, until=until)
+    def postings(
+        self, *, since: date | datetime, until: date | datetime, journal: str = "full"
+    ) -> PostingsExport:
+        """The period's postings with what a person must know (see :mod:`.reconcile.postings`).
+
+        One period rule with :meth:`reconcile`. ``journal="full"`` gives the whole period (it
+        replaces any earlier export of it); ``"additions"`` only the orders acknowledged since the
+        last export (it adds to it). ``warnings`` names an empty ledger and late orders.
+        """
+        from .sync.reconciliation import postings_export
+
+        return postings_export(
+            self.context,
+            since=since,
+            until=until,
+            journal=journal,
+            timezone=self.settings.timezone,
+        )
 
     def reconcile_stock(self) -> StockReport:
         """Full drift check: OrderWise free stock (after shaping) against SCAYLE stock per SKU/warehouse."""

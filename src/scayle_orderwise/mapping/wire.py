@@ -16,7 +16,7 @@ codes is sent whole under the code of its largest part.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -35,6 +35,8 @@ from ..orderwise.models import (
 )
 from ..scayle.models import Order
 from .config import MappingConfig
+from .shipping import ShippingPart
+from .tax import split_line_gross
 
 if TYPE_CHECKING:
     from .hooks import PostProcessor
@@ -45,6 +47,8 @@ __all__ = [
     "WireContext",
     "build_sales_order",
     "goods_wire_lines",
+    "header_delivery_part",
+    "header_delivery_vat",
     "split_line",
     "to_major",
     "unit_price",
@@ -141,6 +145,21 @@ def goods_wire_lines(
             yield line, sub
 
 
+def header_delivery_part(parts: Sequence[ShippingPart]) -> ShippingPart | None:
+    """The part whose tax code the order header carries for the whole delivery (``"header"``
+    booking): the largest, ties to the smaller tax code."""
+    return min(parts, key=lambda p: (-p.gross, p.tax_code)) if parts else None
+
+
+def header_delivery_vat(parts: Sequence[ShippingPart]) -> int | None:
+    """The delivery VAT OrderWise books when the whole delivery goes in the header under the code
+    of :func:`header_delivery_part` (``None`` without a delivery charge)."""
+    part = header_delivery_part(parts)
+    if part is None:
+        return None
+    return split_line_gross(sum(p.gross for p in parts), part.rate)[1]
+
+
 def to_major(amount: int, currency: str) -> Decimal:
     """Minor units → ``Decimal`` major units with the currency's decimals (``185`` → ``1.85``)."""
     exp = exponent(currency)
@@ -217,9 +236,8 @@ def build_sales_order(mapped: MappedOrder, ctx: WireContext) -> SalesOrderCreate
                     e_commerce_code="delivery",
                 )
             )
-    delivery_code = None
-    if header_parts:
-        delivery_code = min(header_parts, key=lambda p: (-p.gross, p.tax_code)).tax_code
+    header_part = header_delivery_part(header_parts)
+    delivery_code = header_part.tax_code if header_part is not None else None
     paid = [
         Payment(
             payment_method_id=cfg.payment_methods[p.key],

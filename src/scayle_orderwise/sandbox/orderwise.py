@@ -507,6 +507,56 @@ class OrderwiseSandbox:
             self._touch(order)
             return _delivery_body(delivery, order)
 
+    def amend_line(
+        self,
+        reference: str | int,
+        variant_code: str,
+        *,
+        item_gross: Decimal | int | str | None = None,
+        tax_code: str | None = None,
+        quantity: Decimal | int | str | None = None,
+    ) -> None:
+        """Change the first line of ``variant_code`` as a user editing the order in OrderWise would
+        (its unit price, tax code or quantity); VAT is booked anew from the line's tax code."""
+        with self._lock:
+            order = self._one(reference)
+            line = next((ln for ln in order.lines if ln.variant_code == variant_code), None)
+            if line is None:
+                raise ValueError(f"order {order.order_id} has no line {variant_code!r}")
+            if item_gross is not None:
+                line.item_gross = _decimal(item_gross)
+            if tax_code is not None:
+                line.tax_code, line.tax_rate = self._tax(None, tax_code)
+            if quantity is not None:
+                line.quantity = _decimal(quantity)
+            self._touch(order)
+
+    def remove_line(self, reference: str | int, variant_code: str) -> None:
+        """Delete the first line of ``variant_code`` from an order (a user editing it in OrderWise)."""
+        with self._lock:
+            order = self._one(reference)
+            line = next((ln for ln in order.lines if ln.variant_code == variant_code), None)
+            if line is None:
+                raise ValueError(f"order {order.order_id} has no line {variant_code!r}")
+            order.lines.remove(line)
+            self._touch(order)
+
+    def amend_delivery(
+        self,
+        reference: str | int,
+        *,
+        gross: Decimal | int | str | None = None,
+        tax_code: str | None = None,
+    ) -> None:
+        """Change the header delivery charge or its tax code of an order inside OrderWise."""
+        with self._lock:
+            order = self._one(reference)
+            if gross is not None:
+                order.delivery_gross = _decimal(gross)
+            if tax_code is not None:
+                order.delivery_tax = self._tax(None, tax_code)
+            self._touch(order)
+
     def cancel_order(
         self,
         reference: str | int,

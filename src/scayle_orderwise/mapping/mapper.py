@@ -57,6 +57,7 @@ from .shipping import ShippingPart, delivery_groups, split_delivery
 from .sku import variant_code_for
 from .steps import (
     ProductLines,
+    check_payments,
     check_total,
     group_units,
     read_fees,
@@ -408,6 +409,7 @@ class OrderMapper:
         shipping = self._shipping(order, lines, list(fees.delivery))  # P10
         mapped_fees, fee_codes = self._fee_lines(order, fees.other)
         payments = _payments(order)  # P12
+        check_payments(order, cost, [p.amount for p in payments])
         parts: list[MappedLine | ShippingPart | MappedFee] = [*lines, *shipping, *mapped_fees]
         total_gross = check_total([x.gross for x in parts], cost.with_tax)  # type: ignore[arg-type]
         total_vat = sum(x.vat for x in parts)

@@ -19,7 +19,7 @@ from ..errors import (
     UnknownTaxRateError,
 )
 from ..scayle.models import Fee, Order, OrderCost, OrderItem
-from .errors import MalformedOrderError
+from .errors import MalformedOrderError, PaymentMismatchError
 from .sku import normalise_sku
 from .tax import parse_rate
 
@@ -27,6 +27,7 @@ __all__ = [
     "FeeSplit",
     "LineGroup",
     "ProductLines",
+    "check_payments",
     "check_total",
     "group_units",
     "read_fees",
@@ -180,3 +181,33 @@ def check_total(grosses: Sequence[int], order_total: int) -> int:
             f"mapped total {total} differs from cost.withTax {order_total}"
         )
     return total
+
+
+def check_payments(order: Order, cost: OrderCost, paid: Sequence[int]) -> None:
+    """The payments add up to the order (P12: gift cards are payments, counted like the others).
+
+    An order listing no payment passes (nothing paid is sent). Otherwise the payments must equal
+    ``cost.withTax``, or that total less a membership discount (paid with points), or the total
+    without service costs (``withTaxWithMembershipDiscountWithoutServiceCosts``), which is how
+    SCAYLE's own SDK examples list them; anything else raises :class:`PaymentMismatchError`.
+    """
+    if not paid:
+        return
+    total = cost.with_tax or 0
+    membership = order.membership_discount.reduction_value if order.membership_discount else None
+    accepted = {total, total - (membership or 0)}
+    without_fees = cost.with_tax_with_membership_discount_without_service_costs
+    if without_fees is not None:
+        accepted.add(without_fees)
+    amount = sum(paid)
+    if amount in accepted:
+        return
+    n = len(paid)
+    raise PaymentMismatchError(
+        amount,
+        total,
+        f"order {order.id}: its {n} payment(s) add up to {amount}, the order total is {total}"
+        + (f" ({total - (membership or 0)} after the membership discount)" if membership else "")
+        + ": a payment listed twice or larger than the order? OrderWise would record a wrong "
+        "amount paid",
+    )

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from fixture_paths import SDK_FIXTURES
+from scayle_orderwise import Connector
 from scayle_orderwise.errors import MappingError
 from scayle_orderwise.mapping import MappingConfig, OrderMapper, PaymentMismatchError
+from scayle_orderwise.sandbox import Sandbox, make_order
 from scayle_orderwise.testing.strategies import build_order_json
 
 # --------------------------------------------------------------------------- P5 product lines
@@ -104,3 +106,17 @@ def test_scayles_own_example_order_passes_the_payment_check() -> None:
     german = MappingConfig(tax_codes={"0.19": "T1", "0.07": "T5", "0": "T0"})  # a DE shop
     mapped = OrderMapper(german).map(order)
     assert mapped.total_gross == order["cost"]["withTax"]
+
+
+def test_the_orders_flow_quarantines_payments_that_do_not_add_up() -> None:
+    sandbox = Sandbox(seed=2)
+    sandbox.orderwise.add_variant("TEE")
+    order = make_order(15, [("TEE", 1000, 1, "0.20")], shipping=395)
+    order["payment"].append(dict(order["payment"][0]))  # the same payment listed twice
+    sandbox.scayle.add_order(order)
+    connector = Connector.for_sandbox(sandbox)
+    assert connector.sync_orders().counts["quarantined"] == 1
+    record = connector.store.get("order:15")
+    assert record is not None and record.state == "quarantined"
+    assert record.reason is not None and record.reason.startswith("payments_mismatch: ")
+    assert sandbox.orderwise.sales_orders == []

@@ -322,7 +322,8 @@ class PairComparison:
             return None
         if self.line_pairs is not None:
             moved = [(s, e) for s, e in self.line_pairs if s.gross != e.gross]
-            if not all(0 < e.gross - s.gross <= s.voucher for s, e in moved):
+            # each line that moved is back at its price before the voucher: its share is gone
+            if not all(s.voucher and e.gross - s.gross == s.voucher for s, e in moved):
                 return None
             where = "lines " + ", ".join(_item(s) for s, _ in moved[:5])
         else:

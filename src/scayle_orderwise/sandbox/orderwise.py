@@ -515,18 +515,28 @@ class OrderwiseSandbox:
         item_gross: Decimal | int | str | None = None,
         tax_code: str | None = None,
         quantity: Decimal | int | str | None = None,
+        item_number: int | None = None,
     ) -> None:
-        """Change the first line of ``variant_code`` as a user editing the order in OrderWise would
-        (its unit price, tax code or quantity); VAT is booked anew from the line's tax code."""
+        """Change a line of ``variant_code`` (the first, or the one at ``item_number``) as a user
+        editing the order in OrderWise would: its unit price, tax code or quantity. VAT is booked
+        anew from the line's tax code."""
         with self._lock:
             order = self._one(reference)
-            line = next((ln for ln in order.lines if ln.variant_code == variant_code), None)
+            line = next(
+                (
+                    ln
+                    for ln in order.lines
+                    if ln.variant_code == variant_code
+                    and (item_number is None or ln.item_number == item_number)
+                ),
+                None,
+            )
             if line is None:
                 raise ValueError(f"order {order.order_id} has no line {variant_code!r}")
             if item_gross is not None:
                 line.item_gross = _decimal(item_gross)
             if tax_code is not None:
-                line.tax_code, line.tax_rate = self._tax(None, tax_code)
+                line.tax_code, line.tax_rate = self._known_tax(tax_code)
             if quantity is not None:
                 line.quantity = _decimal(quantity)
             self._touch(order)
@@ -547,14 +557,18 @@ class OrderwiseSandbox:
         *,
         gross: Decimal | int | str | None = None,
         tax_code: str | None = None,
+        currency: str | None = None,
     ) -> None:
-        """Change the header delivery charge or its tax code of an order inside OrderWise."""
+        """Change the header delivery charge or its tax code (or the order's currency) of an order
+        inside OrderWise."""
         with self._lock:
             order = self._one(reference)
             if gross is not None:
                 order.delivery_gross = _decimal(gross)
             if tax_code is not None:
-                order.delivery_tax = self._tax(None, tax_code)
+                order.delivery_tax = self._known_tax(tax_code)
+            if currency is not None:
+                order.currency = currency.upper()
             self._touch(order)
 
     def cancel_order(
@@ -782,6 +796,12 @@ class OrderwiseSandbox:
                     return known
             raise _HttpError(400, f"Tax code '{code}' does not exist.")
         return self.tax_rates[self.default_tax_rate_id]
+
+    def _known_tax(self, code: str) -> tuple[str, Decimal]:
+        try:
+            return self._tax(None, code)
+        except _HttpError as exc:
+            raise ValueError(exc.message) from None
 
     def _currency(self, header: dict[str, Any]) -> str:
         cid = header.get("currencyId")

@@ -7,14 +7,20 @@ when the body sent does not carry the mapped VAT split (as 0.1.0's header delive
 
 from __future__ import annotations
 
+import importlib.util
+import re
+import sys
 from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
+from rich.console import Console
 
-from scayle_orderwise import Connector
-from scayle_orderwise.mapping import MappedOrder
+from scayle_orderwise import Connector, demo
+from scayle_orderwise.mapping import MappedOrder, OrderMapper
 from scayle_orderwise.money import round_half_up, to_fraction
 from scayle_orderwise.reconcile import Tier
 from scayle_orderwise.sandbox import Sandbox
@@ -97,3 +103,76 @@ def test_orderwise_books_the_mapped_vat_per_code_for_any_order(order: dict[str, 
     report = connector.reconcile()
     assert [e for e in report.exceptions if e.tier is not Tier.AUTO_ACCEPT] == []
     assert report.summary.clean == 1
+
+
+# ------------------------------------------------- a new user's first runs, without any delivery setting
+
+
+class _Captured:
+    """Stands in for ``Sandbox`` in a module and remembers the sandboxes it made."""
+
+    def __init__(self) -> None:
+        self.made: list[Sandbox] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Sandbox:
+        sandbox = Sandbox(*args, **kwargs)
+        self.made.append(sandbox)
+        return sandbox
+
+
+def _assert_booked_as_mapped(sandbox: Sandbox) -> int:
+    """Every sales order in the sandbox's OrderWise holds the mapped VAT per tax code."""
+    mapper = OrderMapper()
+    booked = booked_vat(sandbox)
+    mixed = 0
+    for reference, per_code in booked.items():
+        order_id = int(reference.removeprefix("SCAYLE-"))
+        mapped = mapper.map(sandbox.scayle.orders[order_id])
+        assert +per_code == +mapped_vat(mapped), reference
+        mixed += len({p.tax_code for p in mapped.shipping}) > 1
+    return mixed
+
+
+def _example(name: str) -> Any:
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"vat_example_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_quickstart_books_the_right_vat(tmp_path: Any, monkeypatch: Any, capsys: Any) -> None:
+    quickstart = _example("quickstart")
+    captured = _Captured()
+    monkeypatch.setattr(quickstart, "Sandbox", captured)
+    quickstart.main([str(tmp_path)])
+    [sandbox] = captured.made
+    assert _assert_booked_as_mapped(sandbox) >= 2  # its mixed baskets split their delivery
+
+
+def test_the_demo_books_the_right_vat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    captured = _Captured()
+    monkeypatch.setattr(demo, "Sandbox", captured)
+    outcome = demo.run_demo(tmp_path / "demo", orders=40, console=Console(quiet=True))
+    assert outcome.ok
+    [sandbox] = captured.made
+    assert _assert_booked_as_mapped(sandbox) >= 1
+
+
+def test_the_readme_snippet_books_the_right_vat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    snippet = next(
+        block
+        for block in re.findall(r"```python\n(.*?)```", readme, re.S)
+        if "Connector.for_sandbox" in block
+    )
+    monkeypatch.chdir(tmp_path)  # the snippet writes its ledger in the current folder
+    namespace: dict[str, Any] = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    sandbox = next(v for v in namespace.values() if isinstance(v, Sandbox))
+    assert booked_vat(sandbox)
+    _assert_booked_as_mapped(sandbox)

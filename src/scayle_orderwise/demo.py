@@ -24,7 +24,6 @@ from rich.table import Table
 from .alerts import MemoryAlertSink
 from .config import FlowSettings, InventorySettings, StockShaping
 from .connector import Connector
-from .mapping import MappingConfig
 from .reconcile import report as render
 from .sandbox import Faults, Sandbox, SimulatedCrash, make_order
 from .store import SqliteStore, State
@@ -45,7 +44,6 @@ CATALOGUE: list[tuple[str, int, str]] = [
     ("MUG-ENAMEL", 999, "0.20"),
     ("SOCKS-3PK", 1495, "0.20"),
 ]
-DELIVERY_CODE = "CARRIAGE"
 GHOST_SKU = "TEE-LIMITED-EDITION"  # sold in the shop, never set up in OrderWise
 FLOWS = FlowSettings(backoff_base_seconds=0, resend_grace_seconds=0)
 WAREHOUSE = "WH1"
@@ -122,15 +120,12 @@ def run_demo(
         default_warehouse=WAREHOUSE,
     )
 
-    # Delivery is booked as a carriage service line per VAT code, so mixed baskets keep their split.
-    mapping = MappingConfig(delivery_variant_code=DELIVERY_CODE)
-    sandbox.orderwise.add_variant(DELIVERY_CODE)
-
+    # Default settings: delivery is booked as a line of the carriage item (CARRIAGE, which the
+    # sandbox's OrderWise has) per VAT code, so mixed baskets keep their split.
     def connector(worker: str = "demo-worker") -> Connector:
         return Connector.for_sandbox(
             sandbox,
             store=SqliteStore(ledger),
-            mapping=mapping,
             alerts=[sink],
             worker_id=worker,
             flows=FLOWS,

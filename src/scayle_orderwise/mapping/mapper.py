@@ -554,6 +554,7 @@ class OrderMapper:
         lines: list[MappedLine],
         delivery_fees: list[tuple[int, Decimal | None]],
     ) -> tuple[ShippingPart, ...]:
+        """The delivery split over the deliverable goods' codes, else at the fee's own rate (P10)."""
         total = sum(amount for amount, _ in delivery_fees)
         if total == 0:
             return ()

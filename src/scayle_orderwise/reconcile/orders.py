@@ -7,9 +7,10 @@ within its derived bound are reported with tier ``auto_accept``, not as errors.
 
 Memory: both inputs are consumed as streams. With ``presorted=True`` (both sorted by reference,
 checked as they are read) the join holds only the current reference of each side. Otherwise each
-input is sorted externally (chunks of ``chunk_size`` sorted in memory, spilled to temporary files
-when there is more than one chunk, merged lazily), so memory stays O(chunk_size) whatever the month
-holds, at the cost of one write and one read of each summary. The report keeps counts and the
+input is sorted externally (chunks of ``chunk_size`` sorted in memory, spilled to one temporary
+SQLite file when there is more than one chunk, merged lazily; see :mod:`._streams`), so memory stays
+O(chunk_size) whatever the month holds, at the cost of one write and one read of each summary.
+The comparison of one pair is :mod:`.explain`; statuses are :mod:`.statuses`. The report keeps counts and the
 exceptions only, never the clean orders; pass ``sink=`` (and ``keep_exceptions=False``) to stream
 the exceptions out of huge runs too.
 """
@@ -361,7 +362,7 @@ def reconcile_orders(
     ``presorted=True`` promises both inputs are sorted by ``reference`` (plain string order): the
     join then holds one reference at a time and raises :class:`UnsortedInputError` if a stream goes
     backwards. Otherwise inputs may come in any order and are sorted externally in chunks of
-    ``chunk_size`` (spilled to temporary files beyond one chunk), so memory stays bounded either
+    ``chunk_size`` (spilled to a temporary SQLite file beyond one chunk), so memory stays bounded either
     way. ``sink`` receives every exception as it is found; ``keep_exceptions=False`` keeps only the
     counts in the report, ``keep_auto_accepted=False`` drops explained rounding variances from the
     list (they are still counted). ``status_check=None`` skips status comparison. ``period`` and

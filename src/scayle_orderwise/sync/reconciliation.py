@@ -58,6 +58,7 @@ __all__ = [
     "postings_export",
     "reconcile_period",
     "shop_summaries",
+    "shop_summary",
 ]
 
 logger = logging.getLogger("scayle_orderwise.reconciliation")

@@ -58,6 +58,12 @@ class ScayleSettings(_Section):
     default_warehouse: str | None = None
     webhook_username: str | None = None
     webhook_password: SecretStr | None = None
+    webhook_max_body_bytes: int = Field(default=1_000_000, gt=0)
+    """Largest webhook body ``ingest_webhook`` accepts (bytes); larger ones raise
+    :class:`~scayle_orderwise.errors.WebhookTooLargeError`."""
+    max_order_id: int = Field(default=2**31 - 1, gt=0)
+    """Largest order id a webhook may name. Inferred from the SDKs' 32-bit ``Integer`` ids; raise it
+    if your tenant's ids grow past it."""
 
 
 class OrderwiseSettings(_Section):

@@ -331,18 +331,27 @@ class Connector:
     ) -> WebhookOutcome:
         """Authenticate, parse and record one SCAYLE webhook; the work happens on the next pass.
 
-        Duplicates (same envelope ``key``) are recognised across workers through the store. The
-        order is never trusted from the payload: the flow re-reads it from the API.
+        Raises only the library's own errors, whatever the body: :class:`WebhookAuthError` (wrong
+        credentials), :class:`WebhookTooLargeError` (over ``scayle.webhook_max_body_bytes``),
+        :class:`MalformedWebhookError` (not an envelope, or an intake/cancellation event without a
+        usable order id) and :class:`StoreError` (the ledger failed). Duplicates (the same envelope
+        ``key``, or the same envelope when it has none) are recognised across workers through the
+        store. The order is never trusted from the payload: the flow re-reads it from the API.
         """
         s = self.settings.scayle
         password = s.webhook_password.get_secret_value() if s.webhook_password else None
         webhooks.authenticate(headers or {}, s.webhook_username, password)
-        event = webhooks.parse_event(body)
+        raw = webhooks.as_bytes(body)
+        webhooks.check_size(raw, s.webhook_max_body_bytes)
+        event = webhooks.parse_event(raw)
         kind = webhooks.classify(event)
-        order_id = event.order_id
-        if kind == "other" or order_id is None:
-            fresh = self.store.remember("webhook", event.dedupe_key)
-            return WebhookOutcome(event.event_name, "ignored" if fresh else "duplicate", order_id)
+        dedupe = webhooks.dedupe_key(event, raw)
+        if kind == "other":
+            fresh = self.store.remember("webhook", dedupe)
+            return WebhookOutcome(
+                event.event_name, "ignored" if fresh else "duplicate", event.order_id
+            )
+        order_id = webhooks.require_order_id(event, max_order_id=s.max_order_id)
         # Record first, remember the envelope after: if recording fails, SCAYLE's redelivery is not
         # mistaken for a duplicate. Recording is idempotent, so a duplicate does no harm either.
         if kind == "order":
@@ -351,9 +360,14 @@ class Connector:
             from .sync.cancellations import record_shop_cancellation
 
             record_shop_cancellation(self.context, order_id, source=event.event_name)
-        if not self.store.remember("webhook", event.dedupe_key):
+        if not self.store.remember("webhook", dedupe):
             return WebhookOutcome(event.event_name, "duplicate", order_id)
-        logger.info("webhook %s recorded for order %s", event.event_name, order_id)
+        logger.info(
+            "webhook %s recorded for order %s",
+            event.event_name,
+            order_id,
+            extra={"event": "webhook", "flow": kind, "order_id": order_id, "outcome": "recorded"},
+        )
         return WebhookOutcome(event.event_name, "recorded", order_id)
 
     # -------------------------------------------------------------------------------- reconciliation

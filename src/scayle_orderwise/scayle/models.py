@@ -1184,9 +1184,16 @@ class WebhookEvent(ScayleModel):
         if isinstance(items, list):
             candidates.extend(i.get("orderId") for i in items if isinstance(i, dict))
         for value in candidates:
-            if isinstance(value, int) and not isinstance(value, bool):
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                 return value
-            if isinstance(value, str) and value.isdigit():
+            # ASCII only: str.isdigit() also accepts "²" (which int() refuses) and other scripts.
+            if (
+                isinstance(value, str)
+                and value.isascii()
+                and value.isdigit()
+                and len(value) <= 20
+                and int(value) > 0
+            ):
                 return int(value)
         return None
 

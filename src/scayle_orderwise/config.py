@@ -28,10 +28,12 @@ from .errors import ConfigError
 __all__ = [
     "AlertSettings",
     "ConnectorSettings",
+    "FlowSchedule",
     "FlowSettings",
     "InventorySettings",
     "OrderwiseSettings",
     "ScayleSettings",
+    "ServiceSettings",
     "StockShaping",
     "StoreSettings",
 ]
@@ -40,6 +42,7 @@ SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "scayle": ("token", "webhook_password"),
     "orderwise": ("password",),
     "alerts": ("webhook_url",),
+    "service": ("dashboard_password",),
 }
 
 
@@ -220,6 +223,42 @@ class AlertSettings(_Section):
     webhook_url: SecretStr | None = None
 
 
+class FlowSchedule(_Section):
+    """When ``scayle-orderwise serve`` runs one flow: every ``interval_seconds`` while ``enabled``.
+
+    ``stall_after_seconds`` is how long the flow may go without a good pass before ``/readyz``
+    answers 503 (``None``: ``flows.sync_stalled_after_seconds``).
+    """
+
+    enabled: bool = True
+    interval_seconds: float = Field(default=60.0, gt=0)
+    stall_after_seconds: int | None = Field(default=None, gt=0)
+
+
+class ServiceSettings(_Section):
+    """The service (``scayle-orderwise serve``): flow schedule, dashboard access, reports.
+
+    ``dashboard_password`` comes from the environment only
+    (``SCAYLE_ORDERWISE_SERVICE__DASHBOARD_PASSWORD``); without it the dashboard is closed.
+    ``reconciliation`` runs :meth:`Connector.reconcile` over the last ``reconcile_days`` days and
+    writes the report to ``reports_dir`` (linked from the dashboard).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    orders: FlowSchedule = FlowSchedule(interval_seconds=60)
+    cancellations: FlowSchedule = FlowSchedule(interval_seconds=120)
+    fulfilments: FlowSchedule = FlowSchedule(interval_seconds=300)
+    inventory: FlowSchedule = FlowSchedule(interval_seconds=300)
+    reconciliation: FlowSchedule = FlowSchedule(interval_seconds=86400)
+    reconcile_days: int = Field(default=35, gt=0)
+    reports_dir: str = "reports"
+    dashboard_username: str = "operations"
+    dashboard_password: SecretStr | None = None
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    """How long SIGTERM waits for running passes before releasing their claims and exiting."""
+
+
 class ConnectorSettings(BaseSettings):
     """Everything the connector and the ``scayle-orderwise`` command need."""
 
@@ -236,6 +275,7 @@ class ConnectorSettings(BaseSettings):
     flows: FlowSettings = FlowSettings()
     inventory: InventorySettings = InventorySettings()
     alerts: AlertSettings = AlertSettings()
+    service: ServiceSettings = ServiceSettings()
     mapping: dict[str, Any] = Field(default_factory=dict)
     worker_id: str | None = None
 

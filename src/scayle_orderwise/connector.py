@@ -95,16 +95,21 @@ def ledger_health(store: IdempotencyStore, *, now: datetime | None = None) -> He
 
 
 def release_quarantined(
-    store: IdempotencyStore, key: str, *, reason: str = "released by a person"
+    store: IdempotencyStore,
+    key: str,
+    *,
+    reason: str = "released by a person",
+    actor: str | None = None,
 ) -> None:
     """Move a quarantined record (an order, a package, a cancellation) back to ``pending``.
 
-    Its quarantine alert is forgotten too, so the same cause alerts again if it comes back.
+    ``actor`` (who released it) is kept in the record's history with the reason. Its quarantine
+    alert is forgotten too, so the same cause alerts again if it comes back.
     """
     record = store.get(key)
     if record is None or record.state != State.QUARANTINED:
         raise ConfigError(f"{key} is not quarantined")
-    store.mark(key, State.PENDING, reason=reason)
+    store.mark(key, State.PENDING, reason=reason, actor=actor)
     if record.kind == ORDER_KIND:
         AlertDispatcher(state=store).resolve(AlertKind.ORDER_QUARANTINED, record.subject)
 

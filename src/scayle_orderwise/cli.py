@@ -104,7 +104,7 @@ def _global_options(
     """Connect SCAYLE to OrderWise: exactly-once orders, despatches, cancellations, stock, reconciliation."""
     ctx.obj = {"log_level": log_level, "log_format": log_format}
     if log_level is not None or log_format is not LogFormat.text:
-        from .service.logs import configure_logging
+        from .logs import configure_logging
 
         configure_logging((log_level or LogLevel.warning).value, log_format.value)
 
@@ -558,8 +558,15 @@ def serve(
 
     SIGTERM stops taking work, lets running passes finish (or releases their claims) and exits 0.
     """
-    from .service import configure_logging, run_service
+    from .logs import configure_logging
 
+    try:
+        from .service import run_service
+    except ImportError as exc:
+        raise _fail(
+            f"the service needs the 'service' extra ({exc.name} is missing): "
+            'pip install "scayle-orderwise[service]"'
+        ) from None
     options = ctx.obj or {}
     if options.get("log_level") is None:
         configure_logging("info", str(options.get("log_format") or "text"))

@@ -10,8 +10,8 @@ in-process flow scheduler.
 
 from __future__ import annotations
 
+from ..logs import configure_logging
 from .app import create_app, readiness
-from .logs import configure_logging
 from .runner import run_service
 from .scheduler import FixedPacer, FlowScheduler, Pacer
 

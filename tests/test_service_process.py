@@ -51,6 +51,8 @@ def test_sandbox_service_takes_a_webhook_to_orderwise(tmp_path: Path) -> None:
             assert page.status_code == 200  # open without credentials on loopback
             assert "order:5004" in page.text and "unknown_variant" in page.text
             assert "no-consignment" in page.text and "cancellation_too_late" in page.text
+            assert wait_for(lambda: http.get("/reports/latest").status_code == 200)
+            assert "reconciliation" in http.get("/reports/latest").text.lower()
 
             envelope = {"key": "try-1", "type": "order-confirmed", "payload": {"id": 5101}}
             answer = http.post("/webhooks/scayle", json=envelope)

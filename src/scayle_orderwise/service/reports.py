@@ -77,7 +77,7 @@ class ReconciliationJob:
             encoding="utf-8",
         )
         (self.reports_dir / f"{stem}.json").write_text(render.to_json(report), encoding="utf-8")
-        by_tier = {str(k): int(v) for k, v in report.summary.by_tier.items()}
+        by_tier = {str(k): int(v) for k, v in report.summary.to_dict()["by_tier"].items()}
         summary: dict[str, Any] = {
             "at": now.isoformat(),
             "since": since.isoformat(),

@@ -48,7 +48,7 @@ def test_the_image_runs_the_service_as_a_user_with_a_liveness_check() -> None:
     assert env["SCAYLE_ORDERWISE_SERVICE__HOST"] == "0.0.0.0"
 
 
-def test_compose_has_the_service_and_its_postgres_ledger_with_secrets_from_the_environment() -> None:
+def test_compose_runs_the_service_with_postgres_and_secrets_from_the_environment() -> None:
     services = COMPOSE["services"]
     assert set(services) == {"service", "postgres"}
     service = services["service"]

@@ -59,6 +59,7 @@ def browser(tmp_path: Path) -> Iterator[object]:
 def test_dashboard_shows_the_quarantined_order_and_releases_it_through_the_page(
     browser: object, tmp_path: Path
 ) -> None:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -92,7 +93,14 @@ def test_dashboard_shows_the_quarantined_order_and_releases_it_through_the_page(
 
         reason.send_keys("TEE-LIMITED-EDITION set up in OrderWise")
         button.click()
-        assert wait_for(lambda: "released" in driver.find_element(By.TAG_NAME, "main").text)
+
+        def notice_shown() -> bool:
+            try:  # the page is being replaced: an element found a moment ago may be gone
+                return "released" in driver.find_element(By.TAG_NAME, "main").text
+            except (NoSuchElementException, StaleElementReferenceException):
+                return False
+
+        assert wait_for(notice_shown)
         notice = driver.find_element(By.CSS_SELECTOR, "[role=status]")
         assert "order:5004 released" in notice.text
 

@@ -284,3 +284,89 @@ def test_the_webhook_endpoint_is_reachable_from_httpx_of_another_process(
             big = http.post("/webhooks/scayle", content=chunks(), auth=("scayle", "hook-secret"))
         assert big.status_code == 413
         assert service.terminate() == 0
+
+
+# ------------------------------------------------------------------- two processes, one PostgreSQL
+
+
+@pytest.fixture
+def pg_database(pg_dsn: str) -> Iterator[str]:
+    """A fresh PostgreSQL database (the service's store URL names a database, not a schema)."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"svc_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    params = conninfo_to_dict(pg_dsn)
+    params["dbname"] = name
+    url = make_conninfo(**params)
+    host, port = params.get("host", "127.0.0.1"), params.get("port", 5432)
+    user = params.get("user", "postgres")
+    password = f":{params['password']}" if params.get("password") else ""
+    try:
+        yield (
+            url
+            if url.startswith("postgres")
+            else f"postgresql://{user}{password}@{host}:{port}/{name}"
+        )
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.mark.postgres
+def test_two_services_share_one_postgres_ledger(
+    served: SandboxServer, tmp_path: Path, pg_database: str
+) -> None:
+    sandbox = served.sandbox
+    order_ids = list(range(801, 841))
+    for order_id in order_ids:
+        sandbox.scayle.add_order(order_json(order_id))
+    _slow_creates(sandbox, 0.02)
+    config = tmp_path / "scayle-orderwise.toml"
+    env = write_config(config, served, tmp_path / "unused.db", extra=FAST_SCHEDULE)
+    env["SCAYLE_ORDERWISE_STORE__URL"] = pg_database
+    services = []
+    try:
+        for n in (1, 2):
+            port = free_port()
+            worker_env = {**env, "SCAYLE_ORDERWISE_WORKER_ID": f"service-{n}"}
+            args = ["serve", "-c", str(config), "--port", str(port)]
+            services.append(ServiceProcess(args, tmp_path, port=port, env=worker_env))
+        for service in services:
+            service.wait_up()
+        # The same envelope reaches both processes: one records it, the other sees a duplicate.
+        envelope = {"key": "both-1", "type": "order-confirmed", "payload": {"id": 801}}
+        outcomes = sorted(
+            httpx.post(
+                s.url + "/webhooks/scayle", json=envelope, auth=("scayle", "hook-secret")
+            ).json()["outcome"]
+            for s in services
+        )
+        assert outcomes == ["duplicate", "recorded"]
+        assert wait_for(lambda: len(_per_reference(sandbox)) == len(order_ids), timeout=120), (
+            services[0].logs() + services[1].logs()
+        )
+        for service in services:
+            assert httpx.get(service.url + "/readyz").status_code == 200
+        for service in services:
+            assert service.terminate() == 0, service.logs()
+    finally:
+        for service in services:
+            service.__exit__(None, None, None)
+    per_reference = _per_reference(sandbox)
+    assert set(per_reference.values()) == {1}, per_reference  # no order twice
+    from scayle_orderwise.store import PostgresStore
+
+    with PostgresStore(pg_database) as store:
+        records = list(store.records(kind="order"))
+    assert len(records) == len(order_ids)
+    assert {r.state for r in records} == {State.ACKNOWLEDGED}
+    workers = {t.owner for r in records for t in r.history if t.to_state == State.ACKNOWLEDGED}
+    assert workers <= {"service-1", "service-2"}

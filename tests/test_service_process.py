@@ -296,23 +296,18 @@ def pg_database(pg_dsn: str) -> Iterator[str]:
 
     import psycopg
     from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    from psycopg.conninfo import conninfo_to_dict
 
     name = f"svc_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     params = conninfo_to_dict(pg_dsn)
-    params["dbname"] = name
-    url = make_conninfo(**params)
+    auth = str(params.get("user", "postgres"))
+    if params.get("password"):
+        auth += f":{params['password']}"
     host, port = params.get("host", "127.0.0.1"), params.get("port", 5432)
-    user = params.get("user", "postgres")
-    password = f":{params['password']}" if params.get("password") else ""
     try:
-        yield (
-            url
-            if url.startswith("postgres")
-            else f"postgresql://{user}{password}@{host}:{port}/{name}"
-        )
+        yield f"postgresql://{auth}@{host}:{port}/{name}"
     finally:
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             conn.execute(

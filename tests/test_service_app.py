@@ -402,3 +402,24 @@ def test_the_app_can_be_mounted_under_a_prefix(world: World) -> None:
     )
     assert done.status_code == 200
     assert world.connector.store.get("order:7006").state == State.PENDING  # type: ignore[union-attr]
+
+
+def test_the_dashboard_password_is_refused_in_the_configuration_file(tmp_path: Any) -> None:
+    from scayle_orderwise.errors import ConfigError
+
+    path = tmp_path / "scayle-orderwise.toml"
+    path.write_text('[service]\ndashboard_username = "ops"\ndashboard_password = "oops"\n')
+    with pytest.raises(ConfigError, match="SCAYLE_ORDERWISE_SERVICE__DASHBOARD_PASSWORD") as info:
+        ConnectorSettings.load(path)
+    assert "oops" not in str(info.value)
+
+
+def test_waiting_too_long_lists_old_open_records_oldest_first(world: World) -> None:
+    store = world.connector.store
+    store.ensure("order:1", kind="order", subject="1")
+    world.sandbox.clock.advance(3600)  # type: ignore[attr-defined]
+    store.ensure("order:2", kind="order", subject="2")  # young: not listed
+    page = world.client.get("/", headers=_basic(*DASH)).text
+    waiting = page[page.index('id="waiting"') : page.index('id="flows"')]
+    assert "order:1" in waiting and "order:2" not in waiting
+    assert "order not yet in OrderWise" in waiting

@@ -111,7 +111,7 @@ def build_view(
         limit = timedelta(seconds=seconds)
         for record in store.records(states=_OPEN, kind=kind):
             if now - record.created_at <= limit:
-                continue
+                break  # records come oldest first: the rest are younger still
             if len(waiting) >= MAX_ROWS:
                 waiting_more = True
                 break

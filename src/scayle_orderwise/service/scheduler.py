@@ -145,7 +145,8 @@ class FlowScheduler:
         self.passes = PassLog(
             connector.store, clock=connector.context.clock, worker=connector.worker_id
         )
-        self.gate = ClaimGate(connector.context.store)
+        self._ungated = connector.context.store
+        self.gate = ClaimGate(self._ungated)
         connector.context.store = cast(IdempotencyStore, self.gate)
         runs: dict[str, Callable[[], SyncResult]] = {
             "orders": connector.sync_orders,
@@ -244,7 +245,7 @@ class FlowScheduler:
     def stop(self, grace: float | None = None) -> bool:
         """Stop taking work, let running passes finish for up to ``grace`` seconds (default
         ``service.shutdown_grace_seconds``), then release the claims still held. True when every
-        pass finished in time."""
+        pass finished in time (the connector's flows then claim work again when called directly)."""
         grace = self.connector.settings.service.shutdown_grace_seconds if grace is None else grace
         self.gate.closed.set()
         self._stopping.set()
@@ -258,6 +259,8 @@ class FlowScheduler:
             f.thread is not None and f.thread.is_alive() for f in self._flows.values()
         )
         released = self.release_held_claims()
+        if finished:  # the connector's own flow methods work again, e.g. for a last manual pass
+            self.connector.context.store = self._ungated
         logger.info(
             "scheduler stopped: passes %s, %d claim(s) released",
             "finished" if finished else "cut short",

@@ -20,7 +20,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     SCAYLE_ORDERWISE_SERVICE__PORT=8080 \
     SCAYLE_ORDERWISE_SERVICE__REPORTS_DIR=/var/lib/scayle-orderwise/reports
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --find-links /wheels "scayle-orderwise[service,postgres]" \
+# The wheel built above (never a same-named package from an index), with its extras.
+RUN pip install --no-cache-dir "$(ls /wheels/scayle_orderwise-*.whl)[service,postgres]" \
     && rm -rf /wheels \
     && useradd --system --uid 10001 --create-home --home-dir /var/lib/scayle-orderwise scayle
 WORKDIR /var/lib/scayle-orderwise

@@ -40,7 +40,9 @@ def test_the_image_runs_the_service_as_a_user_with_a_liveness_check() -> None:
     port = env["SCAYLE_ORDERWISE_SERVICE__PORT"]
     assert re.search(rf"^EXPOSE {port}$", DOCKERFILE, re.M)
     assert f"http://127.0.0.1:{port}/healthz" in DOCKERFILE
-    assert '"scayle-orderwise[service,postgres]"' in DOCKERFILE
+    assert re.search(
+        r'pip install .*"\$\(ls /wheels/scayle_orderwise-\*\.whl\)\[service,postgres\]"', DOCKERFILE
+    )
     assert re.search(r'^ENTRYPOINT \["scayle-orderwise"\]$', DOCKERFILE, re.M)
     assert re.search(r'^CMD \[.*"serve"\]$', DOCKERFILE, re.M)
     assert re.search(r"^USER scayle$", DOCKERFILE, re.M)

@@ -365,3 +365,18 @@ def test_two_services_share_one_postgres_ledger(
     assert {r.state for r in records} == {State.ACKNOWLEDGED}
     workers = {t.owner for r in records for t in r.history if t.to_state == State.ACKNOWLEDGED}
     assert workers <= {"service-1", "service-2"}
+
+
+def test_serve_without_the_service_extra_is_one_error_line() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['starlette'] = None; "  # as if the extra were not installed
+        "sys.argv = ['scayle-orderwise', 'serve', '--sandbox']; "
+        "from scayle_orderwise.cli import main; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: the service needs the 'service' extra (starlette")
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -47,6 +47,8 @@ from ..errors import (
     WebhookAuthError,
     WebhookTooLargeError,
 )
+from ..scayle.models import WebhookEvent
+from ..scayle.webhooks import classify
 from .actions import release, resolve_alert
 from .auth import DashboardAuth
 from .dashboard import build_view, describe_age
@@ -93,8 +95,9 @@ class ServiceState:
         """Wake the flow that does the work of a recorded webhook."""
         if self.scheduler is None:
             return
-        name = "cancellations" if "cancel" in outcome.event else "orders"
-        self.scheduler.wake(name)
+        # Routed as the connector routes it (so new routes, e.g. out-of-stock events, follow).
+        kind = classify(WebhookEvent.model_validate({"type": outcome.event}))
+        self.scheduler.wake("cancellations" if kind == "cancellation" else "orders")
 
 
 def _enabled_flows(connector: Connector) -> list[str]:

@@ -46,6 +46,7 @@ __all__ = [
     "FixedPacer",
     "FlowScheduler",
     "Pacer",
+    "default_pacers",
 ]
 
 logger = logging.getLogger("scayle_orderwise.service.scheduler")
@@ -70,6 +71,12 @@ class FixedPacer:
 
     def next_delay(self, result: SyncResult | None, interval: float) -> float:
         return interval
+
+
+def default_pacers(connector: Connector) -> dict[str, Pacer]:
+    """The pacers ``scayle-orderwise serve`` uses for flows that know better than a fixed interval
+    (none yet: every flow waits its ``interval_seconds``)."""
+    return {}
 
 
 class ClaimGate:
@@ -122,7 +129,7 @@ class FlowScheduler:
     """Runs the connector's flows on their intervals in background threads (see the module doc).
 
     ``schedules`` defaults to the connector's ``settings.service``; ``pacers`` maps a flow name to
-    its :class:`Pacer`; ``on_pass`` is called after every pass with ``(flow, result or None,
+    its :class:`Pacer` (default :func:`default_pacers`; flows without one use :class:`FixedPacer`); ``on_pass`` is called after every pass with ``(flow, result or None,
     seconds, error or None)`` (the service's metrics use it).
     """
 
@@ -140,7 +147,7 @@ class FlowScheduler:
         self.schedules: dict[str, FlowSchedule] = dict(
             schedules or {name: cast(FlowSchedule, getattr(service, name)) for name in FLOW_NAMES}
         )
-        self.pacers = dict(pacers or {})
+        self.pacers = dict(default_pacers(connector) if pacers is None else pacers)
         self.on_pass = on_pass
         self.passes = PassLog(
             connector.store, clock=connector.context.clock, worker=connector.worker_id

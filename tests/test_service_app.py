@@ -423,3 +423,18 @@ def test_waiting_too_long_lists_old_open_records_oldest_first(world: World) -> N
     waiting = page[page.index('id="waiting"') : page.index('id="flows"')]
     assert "order:1" in waiting and "order:2" not in waiting
     assert "order not yet in OrderWise" in waiting
+
+
+def test_dashboard_answers_503_without_details_when_the_ledger_fails(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_a: object, **_k: object) -> None:
+        raise StoreError("could not connect to postgresql://app:hunter2@db/x")
+
+    monkeypatch.setattr(world.connector.store, "records", broken)
+    monkeypatch.setattr(world.connector.store, "get", broken)
+    page = world.client.get("/", headers=_basic(*DASH))
+    record = world.client.get("/records/order:1", headers=_basic(*DASH))
+    for answer in (page, record):
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
+        assert "hunter2" not in answer.text and "postgresql" not in answer.text

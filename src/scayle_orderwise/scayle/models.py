@@ -1148,7 +1148,11 @@ class WebhookEvent(ScayleModel):
 
     @property
     def dedupe_key(self) -> str:
-        """The envelope ``key``; without one, a SHA-256 of type, time and payload."""
+        """The envelope ``key``; without one, a SHA-256 of type, time and payload.
+
+        The connector de-duplicates with :func:`scayle_orderwise.scayle.webhooks.dedupe_key`
+        instead, which hashes the whole envelope when there is no ``key`` (two envelopes that
+        differ only in ``meta`` or ``version`` share this value)."""
         if self.key:
             return self.key
         basis = json.dumps(

@@ -193,9 +193,26 @@ def create_app(
         Route("/alerts/resolve", _resolve, methods=["POST"], name="resolve"),
         Route("/reports/latest", _latest_report, methods=["GET"], name="latest_report"),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={ConnectorError: _ledger_unavailable})
     app.state.service = state
     return app
+
+
+async def _ledger_unavailable(request: Request, exc: Exception) -> Response:
+    """A page or action that could not read or write the ledger: 503, no details (they may name
+    the database)."""
+    logger.error(
+        "%s %s failed: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        extra={"event": "request_failed", "outcome": type(exc).__name__},
+    )
+    return PlainTextResponse(
+        "The ledger is not answering; try again shortly.",
+        status_code=503,
+        headers={"Retry-After": "30"},
+    )
 
 
 def _state(request: Request) -> ServiceState:

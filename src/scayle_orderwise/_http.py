@@ -334,6 +334,29 @@ class RateBudget:
         """
         return self._reserve(scope, True)
 
+    def peek(self, scope: str | None) -> float:
+        """Seconds until a call in ``scope`` could go (``0.0``: now), taking nothing.
+
+        Lets a caller choose other work instead of waiting, e.g. let a reference write-back
+        wait in the ledger while ``ordersWrite`` is spent.
+        """
+        if scope is None:
+            return 0.0
+        now = self._clock()
+        with self._lock:
+            st = self._states.get(self._resolve(scope))
+            if st is None:
+                return 0.0
+            if st.reset_at is not None and now >= st.reset_at:
+                left = st.limit - st.in_flight if st.limit is not None else self._headroom + 1
+            else:
+                left = st.remaining
+            if left > self._headroom:
+                return 0.0
+            if st.reset_at is None or now >= st.reset_at:
+                return st.window or 1.0
+            return max(st.reset_at - now, 0.001)
+
     def release(self, scope: str | None) -> None:
         """The answer to a call granted by :meth:`reserve_tracked` arrived (or it failed)."""
         if scope is None:

@@ -170,7 +170,13 @@ class FlowSettings(_Section):
     """Timing of the flows: leases, overlaps, grace periods and alert thresholds (seconds)."""
 
     lease_seconds: int = Field(default=300, gt=0)
-    batch_size: int = Field(default=100, gt=0)
+    batch_size: int = Field(default=10, gt=0)
+    """Records one worker claims at a time. Small batches keep every worker busy on a backlog; the
+    orders flow looks each batch up in OrderWise with one call, so a batch of 10 adds 0.1 calls
+    per order."""
+    reference_write_max_wait_seconds: float = Field(default=1.0, ge=0)
+    """Longest wait for SCAYLE's ``ordersWrite`` budget before a reference write-back is left to
+    wait in the ledger instead (orders keep reaching OrderWise; later passes catch up)."""
     poll_overlap_seconds: int = Field(default=300, ge=0)
     resend_grace_seconds: int = Field(default=900, ge=0)
     order_stalled_after_seconds: int = Field(default=1800, gt=0)

@@ -22,6 +22,7 @@ from .orderwise.client import OrderwiseClient
 from .scayle import webhooks
 from .scayle.client import ScayleClient
 from .store import IdempotencyStore, MemoryStore, State
+from .store.base import Clock
 from .sync.context import FlowContext, SyncResult, utcnow
 from .sync.orders import ORDER_KIND, OrderSync, order_key
 
@@ -114,18 +115,21 @@ def release_quarantined(
         AlertDispatcher(state=store).resolve(AlertKind.ORDER_QUARANTINED, record.subject)
 
 
-def open_store(url: str) -> IdempotencyStore:
-    """Open a store from a URL: ``memory://``, ``sqlite:///path.db`` or ``postgresql://...``."""
+def open_store(url: str, *, clock: Clock | None = None) -> IdempotencyStore:
+    """Open a store from a URL: ``memory://``, ``sqlite:///path.db`` or ``postgresql://...``.
+
+    ``clock`` is the store's notion of "now" (default: the real UTC clock).
+    """
     if url.startswith("memory:"):
-        return MemoryStore()
+        return MemoryStore(clock=clock)
     if url.startswith("sqlite:///"):
         from .store import SqliteStore
 
-        return SqliteStore(url.removeprefix("sqlite:///"))
+        return SqliteStore(url.removeprefix("sqlite:///"), clock=clock)
     if url.startswith(("postgresql://", "postgres://")):
         from .store import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, clock=clock)
     raise ConfigError(
         f"unsupported store URL {url.split('://')[0]}://...: use memory://, sqlite:/// or postgresql://"
     )
@@ -152,7 +156,7 @@ class Connector:
         alerts: Iterable[AlertSink] = (),
         worker_id: str | None = None,
         settings: ConnectorSettings | None = None,
-        clock: Any = None,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings or ConnectorSettings()
         self.scayle = scayle
@@ -185,7 +189,7 @@ class Connector:
     def for_sandbox(
         cls,
         sandbox: Sandbox,
-        store: IdempotencyStore | None = None,
+        store: IdempotencyStore | str | None = None,
         mapping: MappingConfig | OrderMapper | None = None,
         alerts: Iterable[AlertSink] = (),
         settings: ConnectorSettings | None = None,
@@ -193,9 +197,19 @@ class Connector:
         *,
         flows: FlowSettings | None = None,
         inventory: InventorySettings | None = None,
-        clock: Any = None,
+        clock: Clock | None = None,
     ) -> Connector:
-        """A connector wired to a :class:`~scayle_orderwise.sandbox.Sandbox` (``store=None``: memory)."""
+        """A connector wired to a :class:`~scayle_orderwise.sandbox.Sandbox`.
+
+        Time runs on the sandbox's clock (``sandbox.clock``) unless ``clock`` is given, so grace
+        periods, leases and backoffs can be driven with ``sandbox.clock.advance(...)``. ``store``
+        is a store, a store URL (``sqlite:///ledger.db``, opened on that clock) or ``None`` (a
+        ``MemoryStore`` on that clock). A store you build yourself keeps its own clock: pass it
+        ``clock=sandbox.clock.utcnow`` too.
+        """
+        clock = clock or sandbox.clock.utcnow
+        if store is None or isinstance(store, str):
+            store = open_store(store or "memory://", clock=clock)
         base = settings or ConnectorSettings()
         overrides: dict[str, Any] = {}
         if flows is not None:
@@ -339,9 +353,10 @@ class Connector:
         Raises only the library's own errors, whatever the body: :class:`WebhookAuthError` (wrong
         credentials), :class:`WebhookTooLargeError` (over ``scayle.webhook_max_body_bytes``),
         :class:`MalformedWebhookError` (not an envelope, or an intake/cancellation event without a
-        usable order id) and :class:`StoreError` (the ledger failed). Duplicates (the same envelope
-        ``key``, or the same envelope when it has none) are recognised across workers through the
-        store. The order is never trusted from the payload: the flow re-reads it from the API.
+        usable order id) and :class:`StoreError` (the ledger failed). Duplicates are recognised
+        across workers through the store: an order event for an order the ledger already holds, or
+        another event with the same envelope ``key`` (the same envelope when it has none). The
+        order is never trusted from the payload: the flow re-reads it from the API.
         """
         s = self.settings.scayle
         password = s.webhook_password.get_secret_value() if s.webhook_password else None
@@ -357,16 +372,21 @@ class Connector:
                 event.event_name, "ignored" if fresh else "duplicate", event.order_id
             )
         order_id = webhooks.require_order_id(event, max_order_id=s.max_order_id)
-        # Record first, remember the envelope after: if recording fails, SCAYLE's redelivery is not
-        # mistaken for a duplicate. Recording is idempotent, so a duplicate does no harm either.
         if kind == "order":
-            self.store.ensure(order_key(order_id), kind=ORDER_KIND, subject=str(order_id))
+            # The ledger record is the note: recording is idempotent, so an order already recorded
+            # makes this a duplicate, and one write records a new order.
+            key = order_key(order_id)
+            if self.store.get(key) is not None:
+                return WebhookOutcome(event.event_name, "duplicate", order_id)
+            self.store.ensure(key, kind=ORDER_KIND, subject=str(order_id))
         else:
+            # Record first, remember the envelope after: if recording fails, SCAYLE's redelivery
+            # is not mistaken for a duplicate. Recording is idempotent, so a duplicate does no harm.
             from .sync.cancellations import record_shop_cancellation
 
             record_shop_cancellation(self.context, order_id, source=event.event_name)
-        if not self.store.remember("webhook", dedupe):
-            return WebhookOutcome(event.event_name, "duplicate", order_id)
+            if not self.store.remember("webhook", dedupe):
+                return WebhookOutcome(event.event_name, "duplicate", order_id)
         logger.info(
             "webhook %s recorded for order %s",
             event.event_name,

@@ -24,7 +24,7 @@ from .scayle.client import ScayleClient
 from .store import IdempotencyStore, MemoryStore, State
 from .store.base import Clock
 from .sync.context import FlowContext, SyncResult, utcnow
-from .sync.orders import ORDER_KIND, OrderSync, order_key
+from .sync.orders import ORDER_KIND, WEBHOOK_KEY, OrderSync, order_key
 
 if TYPE_CHECKING:
     from .reconcile import ReconciliationReport, StockReport, Tolerance
@@ -373,12 +373,18 @@ class Connector:
             )
         order_id = webhooks.require_order_id(event, max_order_id=s.max_order_id)
         if kind == "order":
-            # The ledger record is the note: recording is idempotent, so an order already recorded
-            # makes this a duplicate, and one write records a new order.
+            # A new order's record notes the envelope itself (one write); only a further envelope
+            # for an order already recorded needs a note of its own.
             key = order_key(order_id)
-            if self.store.get(key) is not None:
+            record = self.store.get(key)
+            if record is None:
+                self.store.ensure(
+                    key, kind=ORDER_KIND, subject=str(order_id), payload={WEBHOOK_KEY: dedupe}
+                )
+            elif record.payload.get(WEBHOOK_KEY) == dedupe or not self.store.remember(
+                "webhook", dedupe
+            ):
                 return WebhookOutcome(event.event_name, "duplicate", order_id)
-            self.store.ensure(key, kind=ORDER_KIND, subject=str(order_id))
         else:
             # Record first, remember the envelope after: if recording fails, SCAYLE's redelivery
             # is not mistaken for a duplicate. Recording is idempotent, so a duplicate does no harm.

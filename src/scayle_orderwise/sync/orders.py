@@ -64,6 +64,7 @@ __all__ = [
     "IMPORTABLE_ORDER_CODES",
     "ORDER_KIND",
     "REFERENCE_KIND",
+    "WEBHOOK_KEY",
     "OrderSync",
     "is_cancelled",
     "is_importable",
@@ -77,6 +78,8 @@ REFERENCE_KIND = "reference_write"
 """Ledger kind of a reference write-back to SCAYLE that waits (for budget, or after a failure)."""
 ATTEMPTED_AT = "attempted_at"
 """Payload field: when the most recent create for the order may have left (see the invariant)."""
+WEBHOOK_KEY = "webhook_key"
+"""Payload field: the de-duplication key of the webhook envelope that recorded the order."""
 POLL_WATERMARK = "orders:poll_watermark"
 NOT_CONFIRMED = "not confirmed in SCAYLE yet"
 
@@ -442,6 +445,7 @@ class OrderSync:
             for line in mapped.lines
         ]
         sent_payload: dict[str, Any] = {
+            **({WEBHOOK_KEY: record.payload[WEBHOOK_KEY]} if WEBHOOK_KEY in record.payload else {}),
             "reference": reference,
             ATTEMPTED_AT: now.isoformat(),
             "currency": mapped.currency,

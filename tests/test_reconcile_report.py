@@ -14,6 +14,7 @@ from typing import ClassVar
 import pytest
 
 from scayle_orderwise import __version__
+from scayle_orderwise.money import Money
 from scayle_orderwise.reconcile import (
     ErpOrderSummary,
     LineSummary,
@@ -273,6 +274,24 @@ def test_every_row_has_a_difference_and_the_gross_differences_add_up_to_the_head
     assert {row[3] for row in rows} == {"Order gross", "VAT"}
     totals = _cells(page.replace('class="figures" id="totals"', 'class="totals"'), "totals")
     assert totals == [["GBP", "106.00 GBP", "108.00 GBP", "+2.00 GBP", "+2.00 GBP"]]
+
+
+def test_duplicate_and_two_currency_rows_have_amounts_too() -> None:
+    twice = reconcile_orders([shop("D"), shop("D", order_id="S-D2")], [erp("D", gross=2500)])
+    rows = {e.reason: e for e in twice.exceptions}
+    dup = rows[Reason.DUPLICATE_IN_SHOP]
+    assert (dup.shop_amount, dup.erp_amount, dup.difference, dup.gross_difference) == (
+        2400,
+        2500,
+        100,
+        0,  # counted once, on the money row
+    )
+    assert rows[Reason.TOTAL_MISMATCH].gross_difference == 100
+    mixed = reconcile_orders(
+        [shop("X", status="cancellation_completed")], [erp("X", currency="EUR")]
+    )
+    status = next(e for e in mixed.exceptions if e.reason is Reason.STATUS_MISMATCH)
+    assert (status.shop_money, status.erp_money) == (Money(2400, "GBP"), Money(2400, "EUR"))
 
 
 def test_amounts_have_thousands_separators_and_a_sign() -> None:

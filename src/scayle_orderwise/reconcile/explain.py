@@ -121,10 +121,16 @@ class PairComparison:
                 reason, message = (
                     outcome if isinstance(outcome, tuple) else (Reason.STATUS_MISMATCH, outcome)
                 )
-                if shop.currency == erp.currency:
-                    out.append(self.amounts(reason, shop.gross, erp.gross, message))
-                else:
-                    out.append(self.make(reason=reason, detail=message))
+                out.append(
+                    self.make(
+                        reason=reason,
+                        currency=shop.currency,
+                        shop_amount=shop.gross,
+                        erp_amount=erp.gross,
+                        erp_currency=None if shop.currency == erp.currency else erp.currency,
+                        detail=message,
+                    )
+                )
         if shop.currency != erp.currency:
             out.append(
                 self.make(

@@ -234,11 +234,17 @@ class _Run:
         summary.matched += 1
         shop = shops[0]
         found: list[Discrepancy] = []
+        live = [e for e in erps if not is_erp_cancelled(e.status)]
+        compared = live or erps[:1]  # cancelled duplicates are resolved ones
+        comparable = all(e.currency == shop.currency for e in compared)
         if len(shops) > 1:
             found.append(
                 Discrepancy(
                     reference=ref,
                     reason=Reason.DUPLICATE_IN_SHOP,
+                    currency=shop.currency,
+                    shop_amount=shop.gross,
+                    erp_amount=sum(e.gross for e in compared) if comparable else None,
                     detail=(
                         f"{len(shops)} SCAYLE orders carry this reference (ids "
                         f"{', '.join(s.order_id for s in shops[:5])}); compared the first."
@@ -246,9 +252,6 @@ class _Run:
                     shop_order_id=shop.order_id,
                 )
             )
-        live = [e for e in erps if not is_erp_cancelled(e.status)]
-        compared = live or erps[:1]  # cancelled duplicates are resolved ones
-        comparable = all(e.currency == shop.currency for e in compared)
         if len(live) > 1:
             found.append(
                 Discrepancy(

@@ -406,11 +406,11 @@ class OrderMapper:
         )
         discounts = allocate_discount(decision.to_allocate, product.bases, product.keys)  # P7
         lines, variant_codes = self._lines(order, product, discounts)  # P3, P5
-        shipping = self._shipping(order, lines, list(fees.delivery))  # P10
+        shipping = self._shipping(order, lines, fees.delivery)  # P10
         mapped_fees, fee_codes = self._fee_lines(order, fees.other)
         payments = _payments(order)  # P12
         check_payments(order, cost, [p.amount for p in payments])
-        parts: list[MappedLine | ShippingPart | MappedFee] = [*lines, *shipping, *mapped_fees]
+        parts: tuple[MappedLine | ShippingPart | MappedFee, ...] = (*lines, *shipping, *mapped_fees)
         total_gross = check_total([x.gross for x in parts], cost.with_tax)  # type: ignore[arg-type]
         total_vat = sum(x.vat for x in parts)
         return MappedOrder(
@@ -552,7 +552,7 @@ class OrderMapper:
         self,
         order: Order,
         lines: list[MappedLine],
-        delivery_fees: list[tuple[int, Decimal | None]],
+        delivery_fees: Sequence[tuple[int, Decimal | None]],
     ) -> tuple[ShippingPart, ...]:
         """The delivery split over the deliverable goods' codes, else at the fee's own rate (P10)."""
         total = sum(amount for amount, _ in delivery_fees)

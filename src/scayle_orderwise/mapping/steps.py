@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-
-import attrs
+from typing import NamedTuple
 
 from ..errors import (
     InconsistentOrderError,
@@ -39,29 +38,23 @@ TaxCodeOf = Callable[[Decimal, str | None], str]
 """``(rate, sku) -> tax code`` (the mapper's checked ``resolve_tax_code``)."""
 
 
-@attrs.frozen
-class LineGroup:
-    """The SCAYLE units of one product line (P5): one SKU, unit price, VAT rate and tax code."""
+class LineGroup(NamedTuple):
+    """The SCAYLE units of one product line (P5): one SKU, unit price, VAT rate and tax code.
+
+    ``key`` is the line's tie-break key, its smallest SCAYLE item id (P7); ``base`` its gross
+    before the order-level voucher, ``unit × quantity``.
+    """
 
     sku: str
     unit: int
     rate: Decimal
     tax_code: str
     items: tuple[OrderItem, ...]
-
-    @property
-    def key(self) -> int:
-        """Tie-break key of the line: its smallest SCAYLE item id (P7)."""
-        return min(i.id for i in self.items)
-
-    @property
-    def base(self) -> int:
-        """Gross of the line before the order-level voucher: ``unit × quantity``."""
-        return self.unit * len(self.items)
+    key: int
+    base: int
 
 
-@attrs.frozen
-class ProductLines:
+class ProductLines(NamedTuple):
     """The order's product lines, sorted by key, and ``goods``: the sum of the item prices."""
 
     groups: tuple[LineGroup, ...]
@@ -78,8 +71,7 @@ class ProductLines:
         return [g.key for g in self.groups]
 
 
-@attrs.frozen
-class FeeSplit:
+class FeeSplit(NamedTuple):
     """The order's fees: delivery ``(gross, SCAYLE rate)`` pairs, other fees, and all fees' gross."""
 
     delivery: tuple[tuple[int, Decimal | None], ...]
@@ -130,7 +122,7 @@ def group_units(order: Order, currency: str, tax_code_of: TaxCodeOf) -> ProductL
         groups.setdefault((sku, unit, rate, code), []).append(item)
         goods += unit
     lines = [
-        LineGroup(sku, unit, rate, code, tuple(items))
+        LineGroup(sku, unit, rate, code, tuple(items), min(i.id for i in items), unit * len(items))
         for (sku, unit, rate, code), items in groups.items()
     ]
     lines.sort(key=lambda g: g.key)
@@ -191,15 +183,15 @@ def check_payments(order: Order, cost: OrderCost, paid: Sequence[int]) -> None:
     without service costs (``withTaxWithMembershipDiscountWithoutServiceCosts``), which is how
     SCAYLE's own SDK examples list them; anything else raises :class:`PaymentMismatchError`.
     """
-    if not paid:
-        return
     total = cost.with_tax or 0
+    amount = sum(paid)
+    if not paid or amount == total:
+        return
     membership = order.membership_discount.reduction_value if order.membership_discount else None
     accepted = {total, total - (membership or 0)}
     without_fees = cost.with_tax_with_membership_discount_without_service_costs
     if without_fees is not None:
         accepted.add(without_fees)
-    amount = sum(paid)
     if amount in accepted:
         return
     n = len(paid)

@@ -107,7 +107,7 @@ def test_sync_status_quarantine_and_reports(
     assert report["summary"]["matched"] == 6 and report["summary"]["by_tier"].get("block", 0) == 0
 
     html = runner.invoke(app, ["reconcile", *cfg, "--format", "html"])
-    assert html.exit_code == 0 and html.output.lstrip().lower().startswith("<!doctype html>")
+    assert html.exit_code == 0 and html.stdout.lstrip().lower().startswith("<!doctype html>")
 
     postings = runner.invoke(
         app, ["export-postings", *cfg, "--since", "2026-01-01", "--until", "2026-12-31"]
@@ -119,7 +119,10 @@ def test_sync_status_quarantine_and_reports(
 def test_retry_requeues_failed_orders_only(configured: Path) -> None:
     assert runner.invoke(app, ["sync", "orders", "--config", str(configured)]).exit_code == 0
     result = runner.invoke(app, ["retry", "999", "501", "--config", str(configured)])
-    assert result.exit_code == 0 and "0 order(s) queued" in result.output
+    assert result.exit_code == 1 and "0 order(s) queued" in result.stdout
+    assert "skipped: order:999 is not in the ledger" in result.stderr
+    assert "skipped: order:501 is acknowledged, not failed" in result.stderr
+    assert result.stderr.count("error:") == 1 and "2 of 2" in result.stderr
 
 
 def test_secrets_in_the_file_are_refused(tmp_path: Path) -> None:
@@ -173,7 +176,10 @@ def test_ledger_commands_need_no_credentials_and_show_open_alerts(
     status = runner.invoke(app, ["status", "--json"])
     assert status.exit_code == 0, status.output
     health = json.loads(status.output)
-    assert ["order_quarantined", "506", "unknown_variant"] in health["open_alerts"]
+    assert health["schema_version"] == 2
+    assert {"kind": "order_quarantined", "subject": "506", "cause": "unknown_variant"} in health[
+        "open_alerts"
+    ]
     listed = runner.invoke(app, ["quarantine", "list", "--kind", "all"])
     assert listed.exit_code == 0 and "506" in listed.output
     assert runner.invoke(app, ["quarantine", "release", "order:506"]).exit_code == 0

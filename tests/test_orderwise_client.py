@@ -152,12 +152,12 @@ def test_secrets_never_in_repr_messages_or_logs(
     assert sb.password not in repr(client) and "***" in repr(client)
     client.create_sales_order(order())
     token = client._core.tokens.current()
-    assert token is not None and token.get() not in repr(client)
+    assert token is not None and token.get_secret_value() not in repr(client)
     sb.injector.faults = Faults(error_rate=1.0)
     with pytest.raises(TransientError) as info:
         client.find_orders_by_reference("SC-1001")
     text = caplog.text + str(info.value) + repr(client)
-    assert sb.password not in text and token.get() not in text
+    assert sb.password not in text and token.get_secret_value() not in text
 
 
 def test_server_echoing_the_token_is_redacted(sb: OrderwiseSandbox) -> None:

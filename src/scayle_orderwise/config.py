@@ -13,7 +13,6 @@ import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -24,6 +23,7 @@ from pydantic_settings import (
 )
 
 from .errors import ConfigError
+from .redaction import dsn_has_password, mask_dsn
 
 __all__ = [
     "AlertSettings",
@@ -197,11 +197,7 @@ class StoreSettings(_Section):
     @property
     def display_url(self) -> str:
         """The URL with any password masked, for logs and messages."""
-        parts = urlsplit(self.url)
-        if not parts.password:
-            return self.url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return parts._replace(netloc=netloc).geturl()
+        return mask_dsn(self.url)
 
     def __repr_args__(self) -> Any:
         yield "url", self.display_url
@@ -277,6 +273,12 @@ def _refuse_secrets_in_file(path: Path) -> None:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"configuration file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory, not a configuration file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     # pydantic-settings matches names regardless of case, so the check must too.
@@ -299,7 +301,7 @@ def _refuse_password_in_store_url(path: Path, data: dict[str, Any]) -> None:
     store = lowered.get("store")
     if isinstance(store, dict):
         url = {str(k).lower(): v for k, v in store.items()}.get("url")
-        if isinstance(url, str) and urlsplit(url).password:
+        if isinstance(url, str) and dsn_has_password(url):
             raise ConfigError(
                 f"{path}: [store] url contains a password; set the whole URL in the environment "
                 "as SCAYLE_ORDERWISE_STORE__URL"

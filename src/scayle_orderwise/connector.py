@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -67,14 +67,17 @@ class Health:
         return self.quarantined == 0 and not self.open_alerts
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+        """JSON-ready form (``status --json``): open alerts as ``{kind, subject, cause}`` objects."""
         return {
             "ok": self.ok,
             "counts": dict(self.counts),
             "oldest_pending": self.oldest_pending.isoformat() if self.oldest_pending else None,
             "oldest_sent": self.oldest_sent.isoformat() if self.oldest_sent else None,
             "quarantined": self.quarantined,
-            "open_alerts": [list(a) for a in self.open_alerts],
+            "open_alerts": [
+                {"kind": kind, "subject": subject, "cause": cause}
+                for kind, subject, cause in self.open_alerts
+            ],
             "checked_at": self.checked_at.isoformat(),
         }
 
@@ -102,8 +105,10 @@ def release_quarantined(
     Its quarantine alert is forgotten too, so the same cause alerts again if it comes back.
     """
     record = store.get(key)
-    if record is None or record.state != State.QUARANTINED:
-        raise ConfigError(f"{key} is not quarantined")
+    if record is None:
+        raise ConfigError(f"{key} is not in the ledger")
+    if record.state != State.QUARANTINED:
+        raise ConfigError(f"{key} is {record.state}, not quarantined")
     store.mark(key, State.PENDING, reason=reason)
     if record.kind == ORDER_KIND:
         AlertDispatcher(state=store).resolve(AlertKind.ORDER_QUARANTINED, record.subject)
@@ -118,8 +123,12 @@ def open_store(url: str) -> IdempotencyStore:
 
         return SqliteStore(url.removeprefix("sqlite:///"))
     if url.startswith(("postgresql://", "postgres://")):
-        from .store import PostgresStore
-
+        try:
+            from .store.postgres import PostgresStore
+        except ImportError:
+            raise ConfigError(
+                "a PostgreSQL ledger needs the postgres extra: pip install 'scayle-orderwise[postgres]'"
+            ) from None
         return PostgresStore(url)
     raise ConfigError(
         f"unsupported store URL {url.split('://')[0]}://...: use memory://, sqlite:/// or postgresql://"
@@ -240,7 +249,7 @@ class Connector:
 
         scayle = ScayleClient(
             s.base_url,
-            s.token.get_secret_value(),
+            s.token,
             shop_key=s.shop_key,
             country_code=s.country_code,
             company_id=s.company_id,
@@ -256,7 +265,7 @@ class Connector:
         orderwise = OrderwiseClient(
             o.api_root,
             o.username,
-            o.password.get_secret_value(),
+            o.password,
             session_id=o.session_id,
             export_definitions=exports,
             cancel_endpoint=o.cancel_endpoint,
@@ -364,14 +373,18 @@ class Connector:
         until: datetime | None = None,
         *,
         tolerance: Tolerance | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> ReconciliationReport:
         """Reconcile SCAYLE orders against OrderWise orders for a period (all orders by default).
 
         ``tolerance`` tunes which rounding variances are explained (default: the derived bounds).
+        ``progress`` is called with ``"scayle"`` or ``"orderwise"`` for every order read.
         """
         from .sync.reconciliation import reconcile_period
 
-        return reconcile_period(self.context, since=since, until=until, tolerance=tolerance)
+        return reconcile_period(
+            self.context, since=since, until=until, tolerance=tolerance, progress=progress
+        )
 
     def export_postings(self, *, since: datetime, until: datetime) -> str:
         """The period's batched financial postings as CSV (see :mod:`.reconcile.postings`)."""

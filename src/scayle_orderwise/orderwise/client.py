@@ -37,7 +37,7 @@ from typing import Any, Self, TypeVar
 
 import attrs
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from .._http import (
     DEFAULT_MAX_RETRIES,
@@ -48,7 +48,6 @@ from .._http import (
     Redactor,
     RequestSpec,
     RetryPolicy,
-    Secret,
     SyncHttp,
 )
 from ..errors import (
@@ -61,6 +60,7 @@ from ..errors import (
     PermissionDeniedError,
     UnknownVariantError,
 )
+from ..redaction import as_secret
 from .exports import ExportDefinitions
 from .models import (
     OrderChangeRow,
@@ -167,27 +167,27 @@ def _rows_as(
 
 
 class _TokenCache:
-    """The current bearer token and its expiry; thread-safe. The token is kept as a Secret."""
+    """The current bearer token and its expiry; thread-safe. The token is kept as a ``SecretStr``."""
 
     def __init__(self, ttl: timedelta, monotonic: Callable[[], float]) -> None:
         self._lock = threading.Lock()
         self._ttl = ttl.total_seconds()
         self._monotonic = monotonic
-        self._token: Secret | None = None
+        self._token: SecretStr | None = None
         self._expires_at = 0.0
 
-    def current(self) -> Secret | None:
+    def current(self) -> SecretStr | None:
         with self._lock:
             if self._token is not None and self._monotonic() < self._expires_at:
                 return self._token
             return None
 
-    def store(self, token: Secret) -> None:
+    def store(self, token: SecretStr) -> None:
         with self._lock:
             self._token = token
             self._expires_at = self._monotonic() + self._ttl
 
-    def invalidate(self, token: Secret | None) -> None:
+    def invalidate(self, token: SecretStr | None) -> None:
         """Drop ``token`` unless another caller already replaced it."""
         with self._lock:
             if token is None or self._token == token:
@@ -202,7 +202,7 @@ class _OrderwiseCore:
         self,
         api_root: str,
         username: str,
-        password: str | Secret,
+        password: str | SecretStr,
         *,
         session_id: int,
         export_definitions: ExportDefinitions | None,
@@ -221,13 +221,15 @@ class _OrderwiseCore:
             raise ConfigError("username is required (an OrderWise API user)")
         self.api_root = api_root.rstrip("/")
         self.username = username
-        self._password = Secret(password)
+        self._password = as_secret(password)
         self.session_id = session_id
         self.export_definitions = export_definitions or ExportDefinitions()
         self.cancel_endpoint = cancel_endpoint
         self.unknown_variant_pattern = re.compile(unknown_variant_pattern, re.IGNORECASE)
-        basic = base64.b64encode(f"{username}:{self._password.get()}".encode()).decode()
-        self._basic = Secret(basic)
+        basic = base64.b64encode(
+            f"{username}:{self._password.get_secret_value()}".encode()
+        ).decode()
+        self._basic = SecretStr(basic)
         self.redactor = Redactor([self._password, self._basic])
         self.tokens = _TokenCache(token_ttl, monotonic)
         budget = None
@@ -257,7 +259,7 @@ class _OrderwiseCore:
 
     def _auth_headers(self) -> dict[str, str]:
         token = self.tokens.current()
-        return {"Authorization": f"Bearer {token.get()}"} if token is not None else {}
+        return {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else {}
 
     # -- builders --------------------------------------------------------------------------------
 
@@ -265,7 +267,7 @@ class _OrderwiseCore:
         return RequestSpec(
             "GET",
             _TOKEN_PATH,
-            headers={"Authorization": f"Basic {self._basic.get()}"},
+            headers={"Authorization": f"Basic {self._basic.get_secret_value()}"},
             auth=False,
             scope=_SCOPE,
         )
@@ -331,7 +333,7 @@ class _OrderwiseCore:
 
     # -- parsers ---------------------------------------------------------------------------------
 
-    def parse_token(self, response: httpx.Response) -> Secret:
+    def parse_token(self, response: httpx.Response) -> SecretStr:
         text = response.text.strip()
         value: Any
         try:
@@ -347,7 +349,7 @@ class _OrderwiseCore:
                 method="GET",
                 path=response.request.url.path,
             )
-        token = Secret(value.strip())
+        token = SecretStr(value.strip())
         self.redactor.add(token)
         return token
 
@@ -453,7 +455,7 @@ class _ClientBase:
         self,
         api_root: str,
         username: str,
-        password: str | Secret,
+        password: str | SecretStr,
         *,
         session_id: int,
         export_definitions: ExportDefinitions | None = None,
@@ -529,7 +531,7 @@ class OrderwiseClient(_ClientBase):
         self,
         api_root: str,
         username: str,
-        password: str | Secret,
+        password: str | SecretStr,
         *,
         session_id: int,
         export_definitions: ExportDefinitions | None = None,
@@ -579,7 +581,7 @@ class OrderwiseClient(_ClientBase):
         with self._token_lock:
             self._fetch_token()
 
-    def _fetch_token(self) -> Secret:
+    def _fetch_token(self) -> SecretStr:
         try:
             response = self._http.send(self._core.token_spec())
         except AuthenticationError as exc:
@@ -588,7 +590,7 @@ class OrderwiseClient(_ClientBase):
         self._core.tokens.store(token)
         return token
 
-    def _ensure_token(self) -> Secret:
+    def _ensure_token(self) -> SecretStr:
         token = self._core.tokens.current()
         if token is not None:
             return token
@@ -712,7 +714,7 @@ class AsyncOrderwiseClient(_ClientBase):
         self,
         api_root: str,
         username: str,
-        password: str | Secret,
+        password: str | SecretStr,
         *,
         session_id: int,
         export_definitions: ExportDefinitions | None = None,
@@ -765,7 +767,7 @@ class AsyncOrderwiseClient(_ClientBase):
         async with self._lock():
             await self._fetch_token()
 
-    async def _fetch_token(self) -> Secret:
+    async def _fetch_token(self) -> SecretStr:
         try:
             response = await self._http.send(self._core.token_spec())
         except AuthenticationError as exc:
@@ -774,7 +776,7 @@ class AsyncOrderwiseClient(_ClientBase):
         self._core.tokens.store(token)
         return token
 
-    async def _ensure_token(self) -> Secret:
+    async def _ensure_token(self) -> SecretStr:
         token = self._core.tokens.current()
         if token is not None:
             return token

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import httpx
 import pydantic
+from pydantic import SecretStr
 
 from .. import __version__
 from .._http import (
@@ -36,10 +37,10 @@ from .._http import (
     Redactor,
     RequestSpec,
     RetryPolicy,
-    Secret,
     SyncHttp,
 )
 from ..errors import ApiError, ConfigError, InvalidResponseError
+from ..redaction import as_secret
 from .models import (
     CancellationCreate,
     CancellationItem,
@@ -235,7 +236,7 @@ class _ScayleBase:
     def __init__(
         self,
         base_url: str,
-        token: str | Secret,
+        token: str | SecretStr,
         *,
         shop_key: str | None = None,
         country_code: str | None = None,
@@ -248,7 +249,7 @@ class _ScayleBase:
     ) -> None:
         if not base_url:
             raise ConfigError("SCAYLE base_url is required")
-        self._token = Secret(token)
+        self._token = as_secret(token)
         if not self._token:
             raise ConfigError("SCAYLE token is required")
         self.base_url = base_url.rstrip("/")
@@ -261,7 +262,7 @@ class _ScayleBase:
         self._core = HttpCore(
             self.base_url,
             headers={"User-Agent": f"scayle-orderwise/{__version__}"},
-            auth_headers=lambda: {"X-Access-Token": self._token.get()},
+            auth_headers=lambda: {"X-Access-Token": self._token.get_secret_value()},
             timeout=timeout,
             retry=policy,
             budget=self.budget,
@@ -546,7 +547,7 @@ class ScayleClient(_ScayleBase):
     def __init__(
         self,
         base_url: str,
-        token: str | Secret,
+        token: str | SecretStr,
         *,
         shop_key: str | None = None,
         country_code: str | None = None,
@@ -820,7 +821,7 @@ class AsyncScayleClient(_ScayleBase):
     def __init__(
         self,
         base_url: str,
-        token: str | Secret,
+        token: str | SecretStr,
         *,
         shop_key: str | None = None,
         country_code: str | None = None,

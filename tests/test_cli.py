@@ -254,3 +254,49 @@ def test_a_missing_ledger_is_not_created_silently(
     result = runner.invoke(app, ["status"])
     assert result.exit_code == 2 and "no ledger" in result.output
     assert not (tmp_path / "nowhere.db").exists()
+
+
+def test_csv_to_a_terminal_ends_with_one_newline(configured: Path) -> None:
+    """Issue 15 B14: the CSV ends with its own newline; the command adds no blank line."""
+    assert runner.invoke(app, ["sync", "orders", "--config", str(configured)]).exit_code == 0
+    for args in (
+        ["reconcile", "--format", "csv"],
+        ["export-postings", "--since", "2026-01-01", "--until", "2026-12-31"],
+    ):
+        result = runner.invoke(app, [*args, "--config", str(configured)])
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout.endswith("\n") and not result.stdout.endswith("\n\n"), args
+
+
+def test_reconcile_shows_orders_read_per_system(configured: Path) -> None:
+    """Issue 15 B10: reconciliation counts every order it reads, on standard error."""
+    assert runner.invoke(app, ["sync", "orders", "--config", str(configured)]).exit_code == 0
+    result = runner.invoke(app, ["reconcile", "--format", "json", "--config", str(configured)])
+    assert result.exit_code == 0, result.stderr
+    assert "SCAYLE orders read" in result.stderr and "OrderWise orders read" in result.stderr
+    scayle = next(line for line in result.stderr.splitlines() if "SCAYLE orders read" in line)
+    assert " 6 " in f" {scayle} "  # all six SCAYLE orders were read
+    assert json.loads(result.stdout)["summary"]["shop_orders"] == 6
+
+
+def test_a_host_that_does_not_answer_is_reported_while_retrying(
+    configured: Path, tmp_path: Path
+) -> None:
+    """Issue 15 B10: against a host that is down, each retry prints a line (not 18 s of silence)."""
+    import socket
+
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    text = configured.read_text(encoding="utf-8")
+    down = tmp_path / "down.toml"
+    start = text.index('base_url = "') + len('base_url = "')
+    end = text.index('"', start)
+    down.write_text(
+        text[:start] + f"http://127.0.0.1:{port}/scayle/api/admin/v1" + text[end:],
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["sync", "orders", "--config", str(down)])
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) >= 1 and "SCAYLE" in notes[0] and "trying again" in notes[0]
+    assert "poll_failed=1" in result.stdout

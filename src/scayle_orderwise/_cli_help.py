@@ -37,6 +37,14 @@ def _tidy_argument(param: TyperArgument) -> None:
 def _tidy_option(param: TyperOption) -> None:
     if param.is_flag:
         param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+        return
+    default_type = param.display_type_rich
+
+    def display_type_rich(ctx: Any) -> str | None:
+        shown = default_type(ctx)
+        return "TEXT" if shown == "<str>" else shown
+
+    param.display_type_rich = display_type_rich  # type: ignore[method-assign]
 
 
 def _tidy_command(command: Any) -> None:

@@ -56,7 +56,7 @@ class _RetryNotice(logging.Handler):
         if "retry" not in str(record.msg) or len(args) != 3:
             return
         service, attempt, error = args
-        line = f"note: {service} request failed ({error}); trying again (retry {attempt})"
+        line = f"note: {service} did not answer as hoped: {error}; trying again (retry {attempt})"
         self.console.print(scrub_dsns(line), markup=False, highlight=False)
 
 

@@ -282,8 +282,12 @@ def _run_flow(connector: Any, flow: Flow) -> list[Any]:
 @app.command()
 def reconcile(
     config: ConfigOption = None,
-    since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD), inclusive.")] = None,
-    until: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD), inclusive.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="First day, inclusive.", metavar="YYYY-MM-DD")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Last day, inclusive.", metavar="YYYY-MM-DD")
+    ] = None,
     fmt: Annotated[
         ReportFormat, typer.Option("--format", help="Report format.")
     ] = ReportFormat.html,
@@ -335,8 +339,8 @@ def reconcile_stock(
 @app.command("export-postings")
 def export_postings(
     config: ConfigOption = None,
-    since: Annotated[str, typer.Option(help="First day of the period (YYYY-MM-DD).")] = "",
-    until: Annotated[str, typer.Option(help="Last day of the period (YYYY-MM-DD).")] = "",
+    since: Annotated[str, typer.Option(help="First day of the period.", metavar="YYYY-MM-DD")] = "",
+    until: Annotated[str, typer.Option(help="Last day of the period.", metavar="YYYY-MM-DD")] = "",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="CSV file (default: stdout).")
     ] = None,

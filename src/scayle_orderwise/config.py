@@ -9,7 +9,10 @@ so configuration files can be committed and shared safely.
 
 from __future__ import annotations
 
+import os
 import tomllib
+import warnings
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,6 +29,8 @@ from .errors import ConfigError
 from .redaction import dsn_has_password, mask_dsn
 
 __all__ = [
+    "DEPRECATED_PG_DSN_ENVS",
+    "STORE_URL_ENV",
     "AlertSettings",
     "ConnectorSettings",
     "FlowSettings",
@@ -34,7 +39,14 @@ __all__ = [
     "ScayleSettings",
     "StockShaping",
     "StoreSettings",
+    "postgres_dsn_from_env",
 ]
+
+STORE_URL_ENV = "SCAYLE_ORDERWISE_STORE__URL"
+"""The one environment variable naming the ledger, a PostgreSQL DSN included (``[store] url``)."""
+
+DEPRECATED_PG_DSN_ENVS = ("SCAYLE_ORDERWISE_TEST_PG_DSN", "SCAYLE_ORDERWISE_PG_DSN")
+"""Older names of the PostgreSQL DSN (tests, benchmarks, examples), still read with a warning."""
 
 SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "scayle": ("token", "webhook_password"),
@@ -266,6 +278,28 @@ class ConnectorSettings(BaseSettings):
             return MappingConfig(**self.mapping)
         except TypeError as exc:
             raise ConfigError(f"invalid [mapping] setting: {exc}") from None
+
+
+def postgres_dsn_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """The PostgreSQL DSN of the environment, for tools (examples, benchmarks, the test suite).
+
+    It is ``SCAYLE_ORDERWISE_STORE__URL`` when that is a ``postgresql://`` URL, the variable the
+    connector itself reads. The older names in :data:`DEPRECATED_PG_DSN_ENVS` are still read, with a
+    :class:`DeprecationWarning`. ``None`` when no PostgreSQL DSN is set.
+    """
+    env = os.environ if environ is None else environ
+    url = env.get(STORE_URL_ENV, "")
+    if url.startswith(("postgresql://", "postgres://")):
+        return url
+    for name in DEPRECATED_PG_DSN_ENVS:
+        if env.get(name):
+            warnings.warn(
+                f"{name} is deprecated: set {STORE_URL_ENV} to the PostgreSQL DSN instead",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return env[name]
+    return None
 
 
 def _refuse_secrets_in_file(path: Path) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -85,14 +88,25 @@ def free_port() -> int:
         return port
 
 
+def _lines(stdout: IO[str], timeout: float = 20.0) -> Iterator[str]:
+    """The lines of a child's output as they come; stops at its end or after ``timeout`` seconds."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in stdout], daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            yield lines.get(timeout=left)
+        except queue.Empty:
+            return
+
+
 def read_printed_config(stdout: IO[str]) -> tuple[dict[str, Any], dict[str, str]]:
     """The configuration file and the ``export`` lines that ``sandbox serve`` prints."""
     toml_lines: list[str] = []
     secrets: dict[str, str] = {}
     section = ""
-    for _ in range(200):
-        line = stdout.readline()
-        if line.startswith("then:") or not line:
+    for line in _lines(stdout):
+        if line.startswith("then:"):
             break
         if line.startswith("---"):
             section = line

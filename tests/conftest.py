@@ -28,6 +28,12 @@ os.environ.pop(STORE_URL_ENV, None)
 
 
 @pytest.fixture(scope="session")
+def optional_pg_dsn() -> str | None:
+    """The test PostgreSQL DSN, or ``None`` (for tools that fall back to SQLite by themselves)."""
+    return _PG_DSN
+
+
+@pytest.fixture(scope="session")
 def pg_dsn() -> str:
     """The test PostgreSQL DSN; skips the test when none is set (fails under REQUIRE_PG)."""
     if _PG_DSN_NOTE:

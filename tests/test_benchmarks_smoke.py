@@ -22,8 +22,10 @@ SCRIPTS = ("mapping", "order_push", "stock", "reconciliation", "chaos")
 
 
 @pytest.fixture(scope="module")
-def runs() -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
+def runs(optional_pg_dsn: str | None) -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
     env = {**os.environ, "COLUMNS": "160", "PYTHONUNBUFFERED": "1"}
+    if optional_pg_dsn:  # the scripts measure PostgreSQL too when a server is given
+        env["SCAYLE_ORDERWISE_STORE__URL"] = optional_pg_dsn
     started = {
         name: subprocess.Popen(
             [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--quick"],

@@ -45,13 +45,22 @@ def reading_progress(console: Console) -> Iterator[Callable[[str], None]]:
 
 
 class _RetryNotice(logging.Handler):
-    """Turns the HTTP core's retry log records into one readable line each."""
+    """Turns the HTTP core's retry log records into one readable line each.
 
-    def __init__(self, console: Console) -> None:
+    ``forward_from``: records at or above this level also go on to the parent loggers' handlers, as
+    they would without the notice (the logger's level is lowered to INFO only for the notices).
+    """
+
+    def __init__(self, console: Console, forward_from: int | None) -> None:
         super().__init__(logging.INFO)
         self.console = console
+        self.forward_from = forward_from
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.forward_from is not None and record.levelno >= self.forward_from:
+            parent = logging.getLogger(HTTP_LOGGER).parent
+            if parent is not None:
+                parent.handle(record)
         args = record.args if isinstance(record.args, tuple) else ()
         if "retry" not in str(record.msg) or len(args) != 3:
             return
@@ -62,15 +71,28 @@ class _RetryNotice(logging.Handler):
 
 @contextmanager
 def host_notices(console: Console) -> Iterator[None]:
-    """Print a line on ``console`` for every retried request while the block runs."""
+    """Print a line on ``console`` for every retried request while the block runs.
+
+    When the operator's logging already shows the retries (``--log-level info`` or lower), the log
+    lines are enough and nothing is added.
+    """
     logger = logging.getLogger(HTTP_LOGGER)
-    handler = _RetryNotice(console)
-    level = logger.level
+    if logger.isEnabledFor(logging.INFO) and logging.getLogger().handlers:
+        yield
+        return
+    level, propagate = logger.level, logger.propagate
+    forward_from = None
     if not logger.isEnabledFor(logging.INFO):
+        # Lower the level for the notices only: what the operator's logging did not show before
+        # must not reach it now, so propagation stops and the notice forwards the rest.
+        forward_from = logger.getEffectiveLevel()
         logger.setLevel(logging.INFO)
+        logger.propagate = False
+    handler = _RetryNotice(console, forward_from)
     logger.addHandler(handler)
     try:
         yield
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+        logger.propagate = propagate

@@ -1,0 +1,226 @@
+"""SCAYLE → OrderWise: a customer cancellation in the shop, cancelled in OrderWise while possible.
+
+A customer cancellation (webhook, or found by walking the SCAYLE order list) is one record
+``cancellation:shop:<SCAYLE order id>``. Processing it re-reads the order from SCAYLE and:
+
+- if the order never reached OrderWise (its order record is ``pending``, ``failed`` or
+  ``quarantined``), marks the order record ``cancelled`` so it is never pushed;
+- if the OrderWise order is already cancelled, records that and stops;
+- while the OrderWise order is not picked or despatched (its status text maps to a cancellable
+  canonical status and it has no delivery), cancels it with ``cancel_sales_order``;
+- once picking or despatch has started, cancels nothing: the record is quarantined with the reason
+  ``return_needed: ...`` (payload ``return_needed: true``) and
+  :attr:`~scayle_orderwise.alerts.AlertKind.CANCELLATION_TOO_LATE` names the order.
+
+OrderWise's API cancels whole orders only, so a partial SCAYLE cancellation (some units) and an
+installation without a configured cancel endpoint also go to a person (quarantine and alert).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...alerts import AlertKind
+from ...errors import AmbiguousOutcomeError, BadRequestError, ConfigError, ConnectorError
+from ...orderwise.models import SalesOrderStatus, parse_decimal
+from ...orderwise.statuses import CanonicalStatus, is_cancellable
+from ...scayle.models import Order
+from ...store import InvalidTransitionError, Record, State
+from ..change_feed import whole_units
+from ..context import FlowContext, SyncResult
+from ..order_units import ledger_lines
+from ..orders import ORDER_KIND, is_cancelled, order_key
+from .outcomes import Done, Outcomes
+from .records import record_shop_cancellation, shop_cancellation_key
+
+__all__ = ["ShopCancellations"]
+
+_NOT_PUSHED = (State.PENDING, State.FAILED, State.QUARANTINED)
+
+
+def _status_cancelled(line: Any) -> int:
+    raw = getattr(line, "raw", {}) or {}
+    value = raw.get("quantityCancelled", raw.get("qtyCancelled"))
+    if value is None:
+        return 0
+    try:
+        return whole_units(parse_decimal(value))
+    except (ValueError, TypeError):
+        return 0
+
+
+class ShopCancellations:
+    """Finds and processes cancellations customers made in SCAYLE."""
+
+    def __init__(self, ctx: FlowContext) -> None:
+        self.ctx = ctx
+        self.end = Outcomes(ctx)
+
+    def poll(self, result: SyncResult) -> None:
+        """Walk the SCAYLE orders; record cancellations of orders the ledger has pushed or holds."""
+        ctx = self.ctx
+        try:
+            for order in ctx.scayle.iter_orders():
+                cancelled = {item.id for item in order.items if item.is_cancelled}
+                if not cancelled:
+                    continue
+                order_record = ctx.store.get(order_key(order.id))
+                if order_record is None or order_record.state == State.CANCELLED:
+                    continue  # unknown orders are the orders flow's; cancelled ones are done
+                record = ctx.store.get(shop_cancellation_key(order.id))
+                if record is None or (
+                    record.state == State.ACKNOWLEDGED
+                    and not (record.payload or {}).get("complete")
+                    and cancelled - set((record.payload or {}).get("seen_item_ids") or ())
+                ):
+                    record_shop_cancellation(ctx, order.id, source="poll")
+                    result.add("shop_cancellations_found")
+        except ConnectorError as exc:
+            result.add("shop_poll_failed")
+            result.errors.append(f"SCAYLE order list: {type(exc).__name__}: {exc}")
+
+    def process(self, record: Record, result: SyncResult) -> None:
+        """Take one claimed shop cancellation as far as it goes (raises :class:`Done` when the
+        record reached its outcome)."""
+        ctx = self.ctx
+        order_id = int(record.subject)
+        order = ctx.scayle.get_order(order_id)
+        cancelled_ids = sorted(item.id for item in order.items if item.is_cancelled)
+        full = is_cancelled(order)
+        payload = {**(record.payload or {}), "direction": "shop", "seen_item_ids": cancelled_ids}
+        if not cancelled_ids:
+            self.end.finish(
+                record, "nothing is cancelled in SCAYLE", payload, result, "nothing_to_cancel"
+            )
+
+        order_record = ctx.store.get(order_key(order_id))
+        if order_record is None:
+            if full:
+                ctx.store.ensure(
+                    order_key(order_id),
+                    kind=ORDER_KIND,
+                    subject=str(order_id),
+                    state=State.CANCELLED,
+                    reason="cancelled in SCAYLE before import",
+                )
+            self.end.finish(
+                record,
+                "the order never reached OrderWise",
+                {**payload, "complete": full},
+                result,
+                "cancelled_before_push",
+            )
+        if order_record.state == State.CANCELLED:
+            self.end.finish(
+                record,
+                "the order is cancelled in the ledger",
+                {**payload, "complete": True},
+                result,
+            )
+        if order_record.state in _NOT_PUSHED and not order_record.may_have_been_sent:
+            if not full:
+                ctx.defer(record, "partly cancelled before the push; waiting for the push")
+                result.add("deferred")
+                raise Done
+            try:
+                ctx.store.mark(
+                    order_key(order_id),
+                    State.CANCELLED,
+                    reason="cancelled in SCAYLE before it reached OrderWise",
+                    actor=ctx.worker_id,
+                )
+            except InvalidTransitionError:  # being pushed right now: look again next pass
+                ctx.defer(record, "the order is being pushed; looking again next pass")
+                result.add("deferred")
+                raise Done from None
+            self.end.finish(
+                record,
+                "cancelled before it reached OrderWise; it will not be pushed",
+                {**payload, "complete": True},
+                result,
+                "cancelled_before_push",
+            )
+        if order_record.state != State.ACKNOWLEDGED or not order_record.external_id:
+            ctx.defer(record, f"the order push is unfinished ({order_record.state})")
+            result.add("deferred")
+            raise Done
+
+        ow_id = int(order_record.external_id)
+        number = order_record.external_ref or str(ow_id)
+        status = ctx.orderwise.get_order_status(ow_id, include_lines=True, include_delivery=True)
+        canonical = status.canonical(ctx.status_map)
+        payload.update({"ow_order_id": ow_id, "orderwise_status": status.order_status})
+        if canonical is CanonicalStatus.CANCELLED:
+            self.end.finish(
+                record,
+                f"OrderWise order {number} is cancelled",
+                {**payload, "complete": True},
+                result,
+                "already_cancelled" if not record.may_have_been_sent else "cancelled_in_orderwise",
+            )
+        if not full and not self._still_live_in_orderwise(order_record, order, status):
+            self.end.finish(
+                record, "the cancelled units are cancelled in OrderWise too", payload, result
+            )
+        if status.deliveries or not is_cancellable(canonical):
+            self.end.too_late(record, order_id, number, status, payload, result)
+        if not full:
+            self.end.needs_person(
+                record,
+                order_id,
+                f"partial_cancellation: SCAYLE items {cancelled_ids} were cancelled but OrderWise "
+                f"cancels whole orders only; remove those units from OrderWise order {number} by hand",
+                "partial_cancellation",
+                payload,
+                result,
+            )
+        try:
+            ctx.orderwise.cancel_sales_order(ow_id)
+        except ConfigError as exc:
+            self.end.needs_person(
+                record,
+                order_id,
+                f"manual_cancel_needed: cancel OrderWise order {number} by hand ({exc})",
+                "cancel_not_configured",
+                payload,
+                result,
+            )
+        except AmbiguousOutcomeError as exc:
+            ctx.store.transition(
+                record.key,
+                State.SENT,
+                owner=ctx.worker_id,
+                reason=f"cancel outcome unclear ({exc}); the status is checked before anything else",
+                payload=payload,
+            )
+            result.add("ambiguous")
+            return
+        except BadRequestError as exc:  # refused: picking started meanwhile
+            self.end.too_late(record, order_id, number, status, payload, result, refusal=str(exc))
+        self.end.finish(
+            record,
+            f"OrderWise order {number} cancelled",
+            {**payload, "complete": True},
+            result,
+            "cancelled_in_orderwise",
+        )
+        ctx.alerts.resolve(AlertKind.CANCELLATION_TOO_LATE, str(order_id))
+
+    def _still_live_in_orderwise(
+        self, order_record: Record, order: Order, status: SalesOrderStatus
+    ) -> bool:
+        """True when some unit cancelled in SCAYLE is not cancelled in OrderWise (per variant code)."""
+        lines = ledger_lines(self.ctx, order_record, order)
+        code_of = {i: line.variant_code for line in lines for i in line.item_ids}
+        in_scayle: dict[str, int] = {}
+        for item in order.items:
+            if item.is_cancelled:
+                code = code_of.get(item.id, item.sku or "?")
+                in_scayle[code] = in_scayle.get(code, 0) + 1
+        in_orderwise: dict[str, int] = {}
+        for line in status.lines or []:
+            if line.variant_code:
+                in_orderwise[line.variant_code] = in_orderwise.get(
+                    line.variant_code, 0
+                ) + _status_cancelled(line)
+        return any(qty > in_orderwise.get(code, 0) for code, qty in in_scayle.items())

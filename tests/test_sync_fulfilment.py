@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +15,7 @@ from scayle_orderwise.config import FlowSettings
 from scayle_orderwise.connector import Connector
 from scayle_orderwise.mapping import MappingConfig
 from scayle_orderwise.sandbox import Faults, Sandbox, SimulatedCrash, make_order
-from scayle_orderwise.store import MemoryStore, State
+from scayle_orderwise.store import MemoryStore, Record, State
 from scayle_orderwise.sync.fulfilment import (
     CURSOR,
     DEFAULT_CARRIER_MAP,
@@ -532,3 +532,37 @@ def test_a_malformed_change_row_is_skipped_and_the_rest_still_ships() -> None:
     alerts = sink.of_kind(AlertKind.SYNC_STALLED)
     assert [a.subject for a in alerts] == ["fulfilment:bad_rows"]  # once for the same row
     assert "despatchedAt" in alerts[0].message
+
+
+# ------------------------------------------------------------------------------ cost of a pass
+
+
+class CountingStore(MemoryStore):
+    """A MemoryStore that counts the records its ``records()`` walks hand out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.walked = 0
+
+    def records(self, states: Any = None, kind: str | None = None) -> Iterator[Record]:
+        for record in super().records(states, kind):
+            self.walked += 1
+            yield record
+
+
+@pytest.mark.parametrize("orders", [10, 40])
+def test_a_pass_walks_the_ledger_a_fixed_number_of_times_not_once_per_order(orders: int) -> None:
+    """Issue 13: 0.1.0 walked every open package once per order (quadratic in the orders)."""
+    ids = list(range(41001, 41001 + orders))
+    store = CountingStore()
+    sandbox, connector, _ = setup(ids, store=store)
+    for order_id in ids:
+        sandbox.orderwise.despatch(f"SCAYLE-{order_id}", consignment=f"CN{order_id}")
+    store.walked = 0
+
+    result = connector.sync_fulfilments()
+
+    assert result["shipped"] == orders
+    # One walk for the change feed's start, one for the acknowledgement watch: a few records per
+    # order at most, however many orders the pass ships (0.1.0: about orders² / 2 more).
+    assert store.walked <= 3 * orders + 5, store.walked

@@ -1,22 +1,13 @@
-"""Ledger claims the flows share: due records in batches, and the per-order hold.
-
-:func:`claim_due` walks the due records of one kind once per pass; :func:`hold_order` is the
-per-order lock under which shipments and cancellations of one SCAYLE order choose item ids, so two
-workers never pick the same unit twice.
-"""
+"""Claiming the due records of one kind in batches, each once per pass (shared by the flows)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 
-from ..store import Record, State, StoreError
+from ..store import Record, State
 from .context import FlowContext
 
-__all__ = ["LOCK_KIND", "claim_due", "hold_order"]
-
-LOCK_KIND = "fulfilment_lock"
-"""Ledger kind of the per-order hold (``fulfilment_lock:<SCAYLE order id>``)."""
+__all__ = ["claim_due"]
 
 
 def claim_due(ctx: FlowContext, kind: str) -> Iterator[list[Record]]:
@@ -43,24 +34,3 @@ def claim_due(ctx: FlowContext, kind: str) -> Iterator[list[Record]]:
             return
         seen.update(r.key for r in fresh)
         yield fresh
-
-
-@contextmanager
-def hold_order(ctx: FlowContext, order_id: int | str) -> Iterator[bool]:
-    """Hold the per-order fulfilment lock (a ledger claim); yields ``False`` if another worker has it.
-
-    Shipments and cancellations of one SCAYLE order choose item ids under this lock, so two workers
-    never pick the same unit for two packages.
-    """
-    key = f"{LOCK_KIND}:{order_id}"
-    ctx.store.ensure(key, kind=LOCK_KIND, subject=str(order_id))
-    claimed = ctx.store.claim(key, owner=ctx.worker_id, lease=ctx.lease)
-    if claimed is None:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        # If the lease ran out and another worker took the lock, there is nothing to release.
-        with suppress(StoreError):
-            ctx.store.transition(key, State.PENDING, owner=ctx.worker_id, reason="released")

@@ -23,6 +23,7 @@ __all__ = [
     "LedgerLine",
     "ledger_lines",
     "open_reservations",
+    "reserved_item_ids",
     "service_codes",
 ]
 
@@ -102,11 +103,21 @@ def service_codes(ctx: FlowContext) -> frozenset[str]:
     return frozenset(codes)
 
 
+def reserved_item_ids(record: Record) -> list[int]:
+    """The SCAYLE item ids a package record holds (chosen for it, sent or acknowledged)."""
+    return [int(i) for i in (record.payload or {}).get("item_ids") or ()]
+
+
 def open_reservations(ctx: FlowContext, order_id: int, exclude: str | None = None) -> set[int]:
-    """Item ids held by packages of ``order_id`` that may have been (or are being) sent."""
+    """Item ids held by packages of ``order_id`` that may have been (or are being) sent.
+
+    Walks every open package record in the ledger: the flows ask the order's hold instead
+    (:meth:`~scayle_orderwise.sync.order_hold.OrderHold.reservations`), which reads only the
+    order's own packages.
+    """
     taken: set[int] = set()
     for record in ctx.store.records(states=OPEN_SHIPMENT_STATES, kind=SHIPMENT_KIND):
         if record.subject != str(order_id) or record.key == exclude:
             continue
-        taken.update(int(i) for i in (record.payload or {}).get("item_ids") or ())
+        taken.update(reserved_item_ids(record))
     return taken

@@ -20,9 +20,9 @@ from ...orderwise.statuses import CanonicalStatus, canonical_status
 from ...scayle.models import Order
 from ...store import Record, State
 from ..change_feed import note_unknown_statuses, scayle_order_id, whole_units
-from ..claims import hold_order
 from ..context import FlowContext, SyncResult
-from ..order_units import ledger_lines, open_reservations
+from ..order_hold import hold_order
+from ..order_units import ledger_lines
 from ..orders import order_key
 from .outcomes import Done, Outcomes
 from .records import CANCELLATION_KIND, erp_cancellation_key
@@ -115,13 +115,14 @@ class ErpCancellations:
             )
             result.add("other_orderwise_order")
             raise Done
-        with hold_order(ctx, order_id) as held:
-            if not held:
+        with hold_order(ctx, order_id) as hold:
+            if hold is None:
                 ctx.defer(record, "another worker holds this order", delay=False)
                 result.add("deferred")
                 raise Done
             order = ctx.scayle.get_order(order_id)
-            items = self._units_to_cancel(order_id, order_record, order, data.get("cancelled"))
+            reserved = hold.reservations()
+            items = self._units_to_cancel(order_record, order, data.get("cancelled"), reserved)
             if not items:
                 self.end.finish(
                     record,
@@ -169,13 +170,13 @@ class ErpCancellations:
 
     def _units_to_cancel(
         self,
-        order_id: int,
         order_record: Record,
         order: Order,
         cancelled: Mapping[str, int] | None,
+        reserved: set[int],
     ) -> list[int]:
-        """SCAYLE item ids to cancel so SCAYLE matches OrderWise's cancelled quantities."""
-        reserved = open_reservations(self.ctx, order_id)
+        """SCAYLE item ids to cancel so SCAYLE matches OrderWise's cancelled quantities (units
+        ``reserved`` by packages are left alone)."""
         lines = ledger_lines(self.ctx, order_record, order)
         by_id = {item.id: item for item in order.items}
 

@@ -48,8 +48,9 @@ from collections.abc import Sequence
 
 from ...orderwise.models import OrderChangeRow
 from ..change_feed import ChangeFeed, note_unknown_statuses, scayle_order_id
-from ..claims import LOCK_KIND, claim_due, hold_order
+from ..claims import claim_due
 from ..context import FlowContext, SyncResult
+from ..order_hold import LOCK_KIND, hold_order
 from ..order_units import SHIPMENT_KIND, LedgerLine, ledger_lines
 from .carriers import DEFAULT_CARRIER_MAP, carrier_for
 from .packages import PackageBook, shipment_key

@@ -27,9 +27,10 @@ from ...errors import (
 from ...orderwise.statuses import canonical_status, is_shipped
 from ...scayle.models import Order
 from ...store import Record, State
-from ..claims import claim_due, hold_order
+from ..claims import claim_due
 from ..context import FlowContext, SyncResult
-from ..order_units import SHIPMENT_KIND, ledger_lines, open_reservations, service_codes
+from ..order_hold import hold_order
+from ..order_units import SHIPMENT_KIND, ledger_lines, service_codes
 from ..orders import order_key
 from .carriers import carrier_for
 from .packages import NO_CONSIGNMENT_REASON, consignment_of, package_key, package_subject
@@ -65,19 +66,21 @@ class ShipmentSender:
                 ctx.defer(record, f"the order is not acknowledged in the ledger yet ({state})")
                 result.add("deferred")
             return
-        with hold_order(ctx, order_id) as held:
-            if not held:
+        with hold_order(ctx, order_id) as hold:
+            if hold is None:
                 for record in records:
                     ctx.defer(record, "another worker holds this order", delay=False)
                     result.add("deferred")
                 return
+            for record in records:
+                hold.note(record.key)  # before any item id is written to it
             order: Order | None = None
             taken: set[int] | None = None
             for record in sorted(records, key=lambda r: r.created_at):
                 try:
                     if order is None:
                         order = ctx.scayle.get_order(order_id)
-                        taken = open_reservations(ctx, order_id)
+                        taken = hold.reservations()
                     assert taken is not None
                     self._send_one(record, order_record, order, taken, result)
                 except _Skip:

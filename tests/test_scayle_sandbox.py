@@ -195,14 +195,24 @@ def test_shipment_marks_units_shipped_and_adds_a_package(sb: ScayleSandbox) -> N
     order = sb.orders[40015]
     shipped = [i for i in order["items"] if i.get("shippedAt")]
     assert [i["id"] for i in shipped] == [40015001, 40015002]
-    assert all(i["status"] == "deliverable" for i in shipped)
+    # As in SCAYLE's SDK fixtures: the item status says nothing about shipping.
+    assert all(i["status"] == "available" for i in shipped)
     (package,) = order["packages"]
     assert package["shipmentKey"] == "TRK-1" and package["carrierKey"] == "DPD"
     assert package["tracking"]["id"] == "TRK-1"
     assert {i["packageId"] for i in shipped} == {package["id"]}
-    assert order["detailedStatus"]["order"]["code"] != "order_shipped"  # one unit still open
+    status, code = order["status"], order["detailedStatus"]["order"]["code"]
+    assert order["detailedStatus"].get("shipping", {}).get("code") != "shipping_delivered"
     ship(c, [40015003], key="TRK-2")
-    assert sb.orders[40015]["detailedStatus"]["order"]["code"] == "order_shipped"
+    shipped_order = sb.orders[40015]
+    # A completed shipment keeps the order's status (fixture OrderGetResponse.json: status
+    # payment_reserved, order_delegated, shipping_delivered, package shipment_completed).
+    assert (shipped_order["status"], shipped_order["detailedStatus"]["order"]["code"]) == (
+        status,
+        code,
+    )
+    assert shipped_order["detailedStatus"]["shipping"]["code"] == "shipping_delivered"
+    assert {p["deliveryStatus"] for p in shipped_order["packages"]} == {"shipment_completed"}
     assert [w["type"] for w in sb.webhooks].count("order-package-shipped") == 2
     Order.model_validate(sb.orders[40015])
 
@@ -397,7 +407,8 @@ def test_customer_cancel_in_shop_cancels_open_units_only(sb: ScayleSandbox) -> N
     ship(http(sb), [40015001])
     sb.cancel_order(40015)
     statuses = [i["status"] for i in sb.orders[40015]["items"]]
-    assert statuses == ["deliverable", "cancelled", "cancelled"]
+    assert statuses == ["available", "cancelled", "cancelled"]
+    assert sb.orders[40015]["items"][0]["shippedAt"]
     assert sb.webhooks[-1]["type"] == "order-item-cancelled"
     other = ScayleSandbox()
     other.add_order(make_order(8))

@@ -258,6 +258,19 @@ def test_an_order_cancelled_in_orderwise_cancels_only_units_not_shipped() -> Non
     assert sandbox.scayle.orders[40002]["status"] == "cancellation_completed"
 
 
+def test_units_in_status_deliverable_are_not_taken_for_shipped_and_get_cancelled() -> None:
+    """Issue 15 A.1: 0.1.0 took ``deliverable`` for shipped and cancelled nothing."""
+    sandbox, connector, _ = setup([40001])
+    for item in sandbox.scayle.orders[40001]["items"]:
+        item["status"] = "deliverable"  # SCAYLE's word for "can be delivered", not "shipped"
+    sandbox.orderwise.cancel_order("SCAYLE-40001")
+
+    result = connector.sync_cancellations()
+
+    assert result["cancelled_in_scayle"] == 1
+    assert cancelled_items(sandbox, 40001) == items(40001, 1, 2, 3)
+
+
 def test_orderwise_cancellations_under_lost_responses_are_sent_once() -> None:
     order_ids = list(range(43001, 43007))
     sandbox, connector, _ = setup(order_ids, seed=21)

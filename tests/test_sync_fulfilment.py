@@ -109,6 +109,32 @@ def test_full_despatch_becomes_one_shipment_with_a_return_key_per_unit() -> None
     assert package["shipmentKey"] == "CN100"
 
 
+def test_units_in_status_deliverable_still_ship() -> None:
+    """Issue 15 A.1: 0.1.0 took ``deliverable`` for shipped and sent nothing ("nothing to ship")."""
+    sandbox, connector, _ = setup([40001])
+    for item in sandbox.scayle.orders[40001]["items"]:
+        item["status"] = "deliverable"
+    sandbox.orderwise.despatch("SCAYLE-40001", consignment="CN100", courier="DPD")
+
+    result = connector.sync_fulfilments()
+
+    assert (result["shipped"], result["nothing_to_ship"]) == (1, 0)
+    assert shipped_ids(sandbox, 40001, "CN100") == items(40001, 1, 2, 3)
+
+
+def test_units_in_a_package_scayle_only_planned_still_ship() -> None:
+    """Checkout plans packages (``deliveryStatus`` open, no ``shipmentKey``): not shipped yet."""
+    sandbox, connector, _ = setup([40001])
+    order = sandbox.scayle.orders[40001]
+    order["packages"] = [{"id": 901, "carrierKey": "DPD", "deliveryStatus": "open"}]
+    for item in order["items"]:
+        item["packageId"] = 901
+    sandbox.orderwise.despatch("SCAYLE-40001", consignment="CN100", courier="DPD")
+
+    assert connector.sync_fulfilments()["shipped"] == 1
+    assert shipped_ids(sandbox, 40001, "CN100") == items(40001, 1, 2, 3)
+
+
 def test_idle_pass_sends_nothing() -> None:
     sandbox, connector, _ = setup([40001])
     sandbox.orderwise.despatch("SCAYLE-40001", consignment="CN1", courier="DPD")

@@ -8,8 +8,10 @@ clients talk to it exactly as to a tenant. What it emulates:
 * cursor collections ``{"entities": [...], "cursor": {"next": ...}}`` honouring ``limit``/``cursor``;
 * numeric or ``key=``-prefixed identifiers (URL-decoded per path segment);
 * orders with per-unit items, ``PUT reference-key``, ``GET status``;
-* shipments that mark items shipped and add packages ``{shipmentKey, carrierKey, tracking}``,
-  cancellations, return items, ``detailedStatus`` moves and webhook envelopes in :attr:`webhooks`;
+* shipments that mark items shipped (``shippedAt``, ``packageId``; the item status and the order
+  status stay as they were, as in SCAYLE's SDK fixtures) and add packages ``{shipmentKey,
+  carrierKey, tracking}``, cancellations, return items, ``detailedStatus`` moves and webhook
+  envelopes in :attr:`webhooks`;
 * stock per (variant, warehouse, merchant) where an older ``changedAt`` is ignored and the stored
   record is answered; 404 for an unknown variant or warehouse; warehouses; webhook subscriptions.
 
@@ -376,12 +378,10 @@ class ScayleSandbox:
             detailed["order"] = {"code": "order_cancelled", "name": "Cancelled"}
             detailed["billing"] = {"code": "billing_payment_cancelled", "name": "Payment cancelled"}
             return
+        # As SCAYLE's SDK fixtures show it: a completed shipment keeps the order's status and
+        # detailed order status; only the shipping status says the goods left.
         if all(i.get("shippedAt") for i in live):
-            detailed["order"] = {"code": "order_shipped", "name": "Shipped"}
-            detailed["shipping"] = {"code": "shipping_ordered", "name": "Shipped"}
-            order["status"] = "invoice_completed"
-        elif any(i.get("shippedAt") for i in live):
-            order["status"] = "invoice_partially_completed"
+            detailed["shipping"] = {"code": "shipping_delivered", "name": "Shipped"}
         if any(i.get("returnedAt") for i in items):
             detailed["shipping"] = {
                 "code": "shipping_partially_returned",
@@ -735,7 +735,8 @@ class ScayleSandbox:
         for item in items:
             if item.get("shippedAt"):
                 continue  # a duplicate report: accepted, nothing changes
-            item["status"] = "deliverable"
+            # The status stays as it was: SCAYLE's fixtures show shipped units as "available"
+            # (and as "delivered"), so only shippedAt and the package say a unit shipped.
             item["shippedAt"] = now
             item["packageId"] = package["id"]
             return_key = entries[item["id"]].get("returnKey") or str(item["id"])

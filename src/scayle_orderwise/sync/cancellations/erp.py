@@ -179,13 +179,14 @@ class ErpCancellations:
         ``reserved`` by packages are left alone)."""
         lines = ledger_lines(self.ctx, order_record, order)
         by_id = {item.id: item for item in order.items}
+        shipped = order.shipped_item_ids()
 
         def live(item_id: int) -> bool:
             item = by_id.get(item_id)
             return (
                 item is not None
                 and not item.is_cancelled
-                and not item.is_shipped
+                and item_id not in shipped
                 and item_id not in reserved
             )
 

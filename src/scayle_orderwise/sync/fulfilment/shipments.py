@@ -126,7 +126,9 @@ class ShipmentSender:
             return
 
         # 2. Which units: what was reserved before an unclear outcome, else chosen now.
-        shipped_or_cancelled = {i.id for i in order.items if i.is_shipped or i.is_cancelled}
+        shipped_or_cancelled = order.shipped_item_ids() | {
+            i.id for i in order.items if i.is_cancelled
+        }
         reserved = [int(i) for i in data.get("item_ids") or ()]
         if record.may_have_been_sent and reserved:
             items = [i for i in reserved if i not in shipped_or_cancelled]

@@ -373,6 +373,43 @@ def test_warehouses_have_the_shape_of_the_fixture(sb: ScayleSandbox) -> None:
     assert body["entities"][0]["referenceKey"] == "WH1"
 
 
+def test_a_stock_push_without_the_flag_keeps_the_stored_sellable_without_stock(
+    sb: ScayleSandbox,
+) -> None:
+    """Issue 15 A.2: a merchant's pre-order flag survives stock pushes that leave it out (as
+    SCAYLE's bulk stock operations do: ProductVariantStockCreateBulkRequestRequest.json)."""
+    bulk = fixture("ProductVariantStockCreateBulkRequestRequest.json")
+    assert "sellableWithoutStock" not in bulk["operations"][0]["body"]
+    sb.set_stock("SKU-CAP", 0, changed_at="2026-05-04T09:00:00+00:00", sellable_without_stock=True)
+    c = http(sb)
+    body = {"quantity": 4, "warehouseReferenceKey": "WH1", "changedAt": "2026-05-04T10:00:00+00:00"}
+    stored = c.post("/variants/key%3DSKU-CAP/stocks", json=body).json()
+    assert (stored["quantity"], stored["sellableWithoutStock"]) == (4, True)
+    off = c.post(
+        "/variants/key%3DSKU-CAP/stocks",
+        json={**body, "changedAt": "2026-05-04T11:00:00+00:00", "sellableWithoutStock": False},
+    ).json()
+    assert off["sellableWithoutStock"] is False  # sent explicitly: it changes
+    fresh = c.post("/variants/key%3DSKU-NEW/stocks", json=body)
+    assert fresh.status_code == 404  # unknown variant
+    sb.add_variant("SKU-NEW")
+    assert (
+        c.post("/variants/key%3DSKU-NEW/stocks", json=body).json()["sellableWithoutStock"] is False
+    )
+
+
+def test_carriers_have_the_shape_of_the_fixture(sb: ScayleSandbox) -> None:
+    body = http(sb).get("/carriers").json()
+    expected = fixture("CarrierAllResponse.json")
+    assert set(body) == set(expected)
+    assert set(body["entities"][0]) == set(expected["entities"][0])
+    assert "DPD" in {c["key"] for c in body["entities"]}
+    own = ScayleSandbox(carriers=["DHL_STD_NATIONAL"])
+    own.add_carrier("HERMES_KLV", name="Hermes", tracking_url="https://t.example/")
+    keys = [c["key"] for c in http(own).get("/carriers").json()["entities"]]
+    assert keys == ["DHL_STD_NATIONAL", "HERMES_KLV"]
+
+
 def test_webhook_subscriptions_mask_credentials(sb: ScayleSandbox) -> None:
     c = http(sb)
     request = fixture("WebhookSubscriptionCreateRequest.json")

@@ -28,6 +28,7 @@ from .sync.orders import ORDER_KIND, OrderSync, order_key
 if TYPE_CHECKING:
     from .reconcile import ReconciliationReport, StockReport, Tolerance
     from .sandbox import Sandbox
+    from .sync.setup_check import SetupReport
 
 __all__ = [
     "Connector",
@@ -386,6 +387,14 @@ class Connector:
         return InventorySync(self.context).drift_report()
 
     # ------------------------------------------------------------------------------------ monitoring
+
+    def check_setup(self) -> SetupReport:
+        """Check the SCAYLE tenant against the settings: warehouses and carriers the configuration
+        names that SCAYLE lacks (see :mod:`.sync.setup_check`). Run it at start-up; the flows
+        reuse the lists it read."""
+        from .sync.setup_check import check_setup
+
+        return check_setup(self.context)
 
     def health(self) -> Health:
         """Ledger counts, the oldest pending and sent orders, quarantined count, open alerts."""

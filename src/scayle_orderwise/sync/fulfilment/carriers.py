@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from ...config import FlowSettings
 
-__all__ = ["DEFAULT_CARRIER_MAP", "carrier_for"]
+__all__ = ["DEFAULT_CARRIER_MAP", "builtin_carriers", "carrier_for", "configured_carriers"]
 
 DEFAULT_CARRIER_MAP: Mapping[str, str] = {
     "Royal Mail": "ROYAL_MAIL",
@@ -44,3 +44,22 @@ def carrier_for(courier: str | None, flows: FlowSettings) -> str | None:
             return flows.default_carrier
         return re.sub(r"\s+", "_", courier.strip()).upper()
     return flows.default_carrier
+
+
+def configured_carriers(flows: FlowSettings) -> dict[str, str]:
+    """The carrier keys the configuration names, by where: ``carrier_map`` entries under their
+    courier name, ``default_carrier`` under ``"default_carrier"``."""
+    named = {f"carrier_map[{courier!r}]": key for courier, key in flows.carrier_map.items()}
+    if flows.default_carrier:
+        named["default_carrier"] = flows.default_carrier
+    return named
+
+
+def builtin_carriers(flows: FlowSettings) -> dict[str, str]:
+    """The entries of :data:`DEFAULT_CARRIER_MAP` the configuration does not override."""
+    overridden = {_courier_key(k) for k in flows.carrier_map}
+    return {
+        courier: key
+        for courier, key in DEFAULT_CARRIER_MAP.items()
+        if _courier_key(courier) not in overridden
+    }

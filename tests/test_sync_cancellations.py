@@ -320,3 +320,50 @@ def test_a_malformed_change_row_is_skipped_and_the_cancellation_still_goes_throu
     alerts = sink.of_kind(AlertKind.SYNC_STALLED)
     assert [a.subject for a in alerts] == ["cancellations:bad_rows"]  # once for the same row
     assert "owOrderId" in alerts[0].message
+
+
+# ------------------------------------------------------------------- units out of stock in SCAYLE
+
+
+def test_units_scayle_removes_as_out_of_stock_reach_the_cancellations_flow() -> None:
+    """Issue 15 A.4: 0.1.0 ignored ``order-item-out-of-stock``; OrderWise kept the unit."""
+    sandbox, connector, sink = setup([40001])
+    sandbox.scayle.remove_out_of_stock(40001, items(40001, 3))  # the SKU-B unit
+
+    outcome = None
+    for envelope in sandbox.scayle.webhooks:
+        if envelope["type"] == "order-item-out-of-stock":
+            outcome = connector.ingest_webhook(json.dumps(envelope), {})
+    assert outcome is not None and (outcome.outcome, outcome.order_id) == ("recorded", 40001)
+
+    result = connector.sync_cancellations()
+
+    # OrderWise cancels whole orders only: a person removes the unit there.
+    assert result["needs_person"] == 1
+    record = shop_record(connector, 40001)
+    assert record.state == State.QUARANTINED
+    assert record.payload["removed_item_ids"] == items(40001, 3)
+    assert "out of stock" in (record.reason or "")
+    (alert,) = sink.of_kind(AlertKind.CANCELLATION_TOO_LATE)
+    assert alert.subject == "40001" and "partial_cancellation" in alert.message
+    assert cancel_calls(sandbox, committed_only=False) == []
+
+    # The despatch of what is left ships the two remaining units only.
+    sandbox.orderwise.despatch("SCAYLE-40001", consignment="CN1", lines={"SKU-A": 2})
+    assert connector.sync_fulfilments()["shipped"] == 1
+    (shipment,) = sandbox.scayle.shipments
+    assert [i["orderItemId"] for i in shipment["items"]] == items(40001, 1, 2)
+
+
+def test_an_order_whose_every_unit_is_out_of_stock_is_cancelled_in_orderwise() -> None:
+    sandbox, connector, _ = setup([40001, 40002])
+    sandbox.scayle.remove_out_of_stock(40002, items(40002, 1, 2, 3))
+
+    result = connector.sync_cancellations()  # found by the poll, without a webhook
+
+    assert result["shop_cancellations_found"] == 1
+    assert result["cancelled_in_orderwise"] == 1
+    assert sandbox.orderwise.status("SCAYLE-40002") == "Cancelled"
+    assert sandbox.orderwise.status("SCAYLE-40001") != "Cancelled"
+    again = connector.sync_cancellations()
+    assert again["shop_cancellations_found"] == 0

@@ -75,6 +75,7 @@ WEBHOOK_EVENTS = (
     "order-confirmed",
     "order-cancelled",
     "order-item-cancelled",
+    "order-item-out-of-stock",
     "order-package-shipped",
     "order-item-returned",
     "product-variant-stock-updated",
@@ -148,7 +149,8 @@ def _is_int(value: Any) -> bool:
 class ScayleSandbox:
     """A faithful in-process fake of the SCAYLE Admin API (see the module docstring).
 
-    Test-facing API: :meth:`add_order`, :meth:`cancel_order`, :attr:`orders`, :attr:`shipments`,
+    Test-facing API: :meth:`add_order`, :meth:`cancel_order`, :meth:`remove_out_of_stock`,
+    :attr:`orders`, :attr:`shipments`,
     :attr:`cancellations`, :attr:`returns`, :attr:`webhooks`, :meth:`add_variant`,
     :meth:`add_warehouse`, :meth:`stock`, :attr:`stock_updates`, :attr:`requests`, and the settings
     :attr:`base_url`, :attr:`token`, :attr:`shop_key`, :attr:`country_code`,
@@ -299,6 +301,40 @@ class ScayleSandbox:
             self._emit(
                 "order-cancelled" if self._all_cancelled(order) else "order-item-cancelled", order
             )
+            return order
+
+    def remove_out_of_stock(self, order_id: int | str, item_ids: Iterable[int]) -> dict[str, Any]:
+        """Delegation found these units out of stock: SCAYLE removes them from the order (its
+        totals and card payment shrink by their price) and emits ``order-item-out-of-stock``
+        with ``{"order": ..., "items": [removed units]}``. Returns the order.
+        """
+        wanted = set(item_ids)
+        with self.lock:
+            order = self.orders[order_id]
+            removed = [i for i in order["items"] if i["id"] in wanted and not i.get("shippedAt")]
+            if len(removed) != len(wanted):
+                raise ValueError(f"not open units of order {order['id']}: {sorted(wanted)}")
+            order["items"] = [i for i in order["items"] if i["id"] not in wanted]
+            gross = sum(int((i.get("price") or {}).get("withTax") or 0) for i in removed)
+            net = sum(int((i.get("price") or {}).get("withoutTax") or 0) for i in removed)
+            cost = order.setdefault("cost", {})
+            for field, amount in (
+                ("withTax", gross),
+                ("withoutTax", net),
+                ("withTaxWithMembershipDiscountWithoutServiceCosts", gross),
+                ("withoutTaxWithMembershipDiscount", net),
+                ("costCapture", gross),
+            ):
+                if isinstance(cost.get(field), int):
+                    cost[field] -= amount
+            vat = (cost.get("tax") or {}).get("vat")
+            if isinstance(vat, dict) and isinstance(vat.get("amount"), int):
+                vat["amount"] -= gross - net
+            card = next((p for p in order.get("payment") or [] if not p.get("isGiftCard")), None)
+            if card is not None and isinstance(card.get("amount"), int):
+                card["amount"] -= gross
+            order["updatedAt"] = _iso(self.clock.utcnow())
+            self._emit("order-item-out-of-stock", {"order": order, "items": removed})
             return order
 
     def add_variant(self, sku: str, variant_id: int | None = None) -> int:

@@ -21,6 +21,7 @@ from .models import WebhookEvent
 __all__ = [
     "CANCEL_EVENTS",
     "ORDER_INTAKE_EVENTS",
+    "OUT_OF_STOCK_EVENTS",
     "authenticate",
     "classify",
     "parse_event",
@@ -34,6 +35,10 @@ CANCEL_EVENTS = frozenset(
     {"order-cancelled", "order-canceled", "order-item-cancelled", "order-item-canceled"}
 )
 """Events that announce a customer cancellation (both spellings SCAYLE uses)."""
+
+OUT_OF_STOCK_EVENTS = frozenset({"order-item-out-of-stock"})
+"""Events that announce units SCAYLE removed from an order at delegation (out of stock): the
+cancellations flow takes them, as they leave OrderWise holding units SCAYLE will not sell."""
 
 
 def authenticate(headers: Mapping[str, str], username: str | None, password: str | None) -> None:
@@ -79,7 +84,7 @@ def parse_event(body: bytes | str) -> WebhookEvent:
 def classify(event: WebhookEvent) -> str:
     """``"order"``, ``"cancellation"`` or ``"other"`` for routing."""
     name = event.event_name
-    if name in CANCEL_EVENTS:
+    if name in CANCEL_EVENTS or name in OUT_OF_STOCK_EVENTS:
         return "cancellation"
     if name in ORDER_INTAKE_EVENTS:
         return "order"

@@ -23,6 +23,8 @@ __all__ = [
     "LedgerLine",
     "ledger_lines",
     "open_reservations",
+    "pushed_item_ids",
+    "removed_item_ids",
     "reserved_item_ids",
     "service_codes",
 ]
@@ -92,6 +94,24 @@ def ledger_lines(ctx: FlowContext, order_record: Record | None, order: Order) ->
         if sku:
             groups.setdefault(sku, []).append(item.id)
     return [LedgerLine(sku, _code_for(ctx, sku), tuple(sorted(ids))) for sku, ids in groups.items()]
+
+
+def pushed_item_ids(order_record: Record | None) -> set[int]:
+    """The SCAYLE item ids the order push sent to OrderWise (from the order record's ``lines``;
+    empty when the record has none)."""
+    raw = (order_record.payload or {}).get("lines") if order_record is not None else None
+    return {
+        int(i)
+        for entry in (raw if isinstance(raw, list) else [])
+        if isinstance(entry, dict)
+        for i in entry.get("item_ids") or ()
+    }
+
+
+def removed_item_ids(order_record: Record | None, order: Order) -> set[int]:
+    """Units OrderWise holds that SCAYLE no longer lists: SCAYLE removes a unit that is out of
+    stock at delegation from the order (and sends ``order-item-out-of-stock``)."""
+    return pushed_item_ids(order_record) - {item.id for item in order.items}
 
 
 def service_codes(ctx: FlowContext) -> frozenset[str]:

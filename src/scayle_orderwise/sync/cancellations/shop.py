@@ -14,10 +14,14 @@ A customer cancellation (webhook, or found by walking the SCAYLE order list) is 
 
 OrderWise's API cancels whole orders only, so a partial SCAYLE cancellation (some units) and an
 installation without a configured cancel endpoint also go to a person (quarantine and alert).
+Units SCAYLE removed from the order at delegation because they were out of stock
+(``order-item-out-of-stock``) count as cancelled: they are the units the order push sent that
+SCAYLE no longer lists.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ...alerts import AlertKind
@@ -28,7 +32,7 @@ from ...scayle.models import Order
 from ...store import InvalidTransitionError, Record, State
 from ..change_feed import whole_units
 from ..context import FlowContext, SyncResult
-from ..order_units import ledger_lines
+from ..order_units import ledger_lines, pushed_item_ids, removed_item_ids
 from ..orders import ORDER_KIND, is_cancelled, order_key
 from .outcomes import Done, Outcomes
 from .records import record_shop_cancellation, shop_cancellation_key
@@ -57,16 +61,18 @@ class ShopCancellations:
         self.end = Outcomes(ctx)
 
     def poll(self, result: SyncResult) -> None:
-        """Walk the SCAYLE orders; record cancellations of orders the ledger has pushed or holds."""
+        """Walk the SCAYLE orders; record cancellations (and units removed as out of stock) of
+        orders the ledger has pushed or holds."""
         ctx = self.ctx
         try:
             for order in ctx.scayle.iter_orders():
-                cancelled = {item.id for item in order.items if item.is_cancelled}
-                if not cancelled:
-                    continue
                 order_record = ctx.store.get(order_key(order.id))
                 if order_record is None or order_record.state == State.CANCELLED:
                     continue  # unknown orders are the orders flow's; cancelled ones are done
+                cancelled = {item.id for item in order.items if item.is_cancelled}
+                cancelled |= removed_item_ids(order_record, order)
+                if not cancelled:
+                    continue
                 record = ctx.store.get(shop_cancellation_key(order.id))
                 if record is None or (
                     record.state == State.ACKNOWLEDGED
@@ -85,15 +91,19 @@ class ShopCancellations:
         ctx = self.ctx
         order_id = int(record.subject)
         order = ctx.scayle.get_order(order_id)
-        cancelled_ids = sorted(item.id for item in order.items if item.is_cancelled)
-        full = is_cancelled(order)
+        order_record = ctx.store.get(order_key(order_id))
+        removed = sorted(removed_item_ids(order_record, order))  # out of stock at delegation
+        cancelled_ids = sorted({item.id for item in order.items if item.is_cancelled} | {*removed})
+        pushed = pushed_item_ids(order_record)
+        full = is_cancelled(order) or bool(pushed and pushed <= set(cancelled_ids))
         payload = {**(record.payload or {}), "direction": "shop", "seen_item_ids": cancelled_ids}
+        if removed:
+            payload["removed_item_ids"] = removed
         if not cancelled_ids:
             self.end.finish(
                 record, "nothing is cancelled in SCAYLE", payload, result, "nothing_to_cancel"
             )
 
-        order_record = ctx.store.get(order_key(order_id))
         if order_record is None:
             if full:
                 ctx.store.ensure(
@@ -158,18 +168,23 @@ class ShopCancellations:
                 result,
                 "already_cancelled" if not record.may_have_been_sent else "cancelled_in_orderwise",
             )
-        if not full and not self._still_live_in_orderwise(order_record, order, status):
+        if not full and not self._still_live_in_orderwise(
+            order_record, order, status, cancelled_ids
+        ):
             self.end.finish(
                 record, "the cancelled units are cancelled in OrderWise too", payload, result
             )
         if status.deliveries or not is_cancellable(canonical):
             self.end.too_late(record, order_id, number, status, payload, result)
         if not full:
+            what = f"SCAYLE items {cancelled_ids} were cancelled"
+            if removed:
+                what += f" (SCAYLE removed {removed} as out of stock at delegation)"
             self.end.needs_person(
                 record,
                 order_id,
-                f"partial_cancellation: SCAYLE items {cancelled_ids} were cancelled but OrderWise "
-                f"cancels whole orders only; remove those units from OrderWise order {number} by hand",
+                f"partial_cancellation: {what} but OrderWise cancels whole orders only; remove "
+                f"those units from OrderWise order {number} by hand",
                 "partial_cancellation",
                 payload,
                 result,
@@ -207,16 +222,21 @@ class ShopCancellations:
         ctx.alerts.resolve(AlertKind.CANCELLATION_TOO_LATE, str(order_id))
 
     def _still_live_in_orderwise(
-        self, order_record: Record, order: Order, status: SalesOrderStatus
+        self,
+        order_record: Record,
+        order: Order,
+        status: SalesOrderStatus,
+        cancelled_ids: Sequence[int],
     ) -> bool:
-        """True when some unit cancelled in SCAYLE is not cancelled in OrderWise (per variant code)."""
+        """True when some unit cancelled (or removed) in SCAYLE is not cancelled in OrderWise
+        (per variant code)."""
         lines = ledger_lines(self.ctx, order_record, order)
         code_of = {i: line.variant_code for line in lines for i in line.item_ids}
+        sku_of = {item.id: item.sku for item in order.items}
         in_scayle: dict[str, int] = {}
-        for item in order.items:
-            if item.is_cancelled:
-                code = code_of.get(item.id, item.sku or "?")
-                in_scayle[code] = in_scayle.get(code, 0) + 1
+        for item_id in cancelled_ids:
+            code = code_of.get(item_id) or sku_of.get(item_id) or "?"
+            in_scayle[code] = in_scayle.get(code, 0) + 1
         in_orderwise: dict[str, int] = {}
         for line in status.lines or []:
             if line.variant_code:

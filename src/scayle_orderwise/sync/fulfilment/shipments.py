@@ -30,7 +30,7 @@ from ...store import Record, State
 from ..claims import claim_due
 from ..context import FlowContext, SyncResult
 from ..order_hold import hold_order
-from ..order_units import SHIPMENT_KIND, ledger_lines, service_codes
+from ..order_units import SHIPMENT_KIND, ledger_lines, removed_item_ids, service_codes
 from ..orders import order_key
 from .carriers import carrier_for
 from .packages import NO_CONSIGNMENT_REASON, consignment_of, package_key, package_subject
@@ -130,11 +130,13 @@ class ShipmentSender:
             i.id for i in order.items if i.is_cancelled
         }
         reserved = [int(i) for i in data.get("item_ids") or ()]
+        present = {i.id for i in order.items}  # SCAYLE removes units out of stock at delegation
         if record.may_have_been_sent and reserved:
-            items = [i for i in reserved if i not in shipped_or_cancelled]
+            items = [i for i in reserved if i not in shipped_or_cancelled and i in present]
             shortfall: dict[str, int] = dict(data.get("shortfall") or {})
         else:
             unavailable = (taken - set(reserved)) | shipped_or_cancelled
+            unavailable |= removed_item_ids(order_record, order)
             items, shortfall = self._choose_items(record, order_record, order, unavailable)
         if not items:
             ctx.store.transition(

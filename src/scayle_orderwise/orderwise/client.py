@@ -385,6 +385,21 @@ class _OrderwiseCore:
             data = data[0]
         return SalesOrderStatus.model_validate(data)
 
+    @staticmethod
+    def variant_page(page: list[Any], last_id: int | None) -> list[StockVariantRow]:
+        """One ``stock/variants`` page; ``InvalidResponseError`` when it does not move past
+        ``last_id`` (keyset paging: every id of a page is larger than the last one before)."""
+        rows = [StockVariantRow.model_validate(r) for r in page]
+        if last_id is not None and rows and min(r.variant_id for r in rows) <= last_id:
+            raise InvalidResponseError(
+                f"OrderWise answered GET stock/variants?last_id={last_id} with variant ids from "
+                f"{min(r.variant_id for r in rows)}: the installation ignores last_id, so the "
+                "variant list cannot be paged (it would repeat for ever); ask for a larger "
+                "page_size or page the list another way",
+                entity_id=last_id,
+            )
+        return rows
+
     def parse_list(self, response: httpx.Response) -> list[Any]:
         data = _loads(response.content) if response.content.strip() else []
         return data if isinstance(data, list) else [data]
@@ -685,11 +700,16 @@ class OrderwiseClient(_ClientBase):
     # -- stock -------------------------------------------------------------------------------------
 
     def iter_stock_variants(self, *, page_size: int = 1000) -> Iterator[StockVariantRow]:
-        """Every variant id and code (``GET stock/variants``, keyset pages by ``last_id``)."""
+        """Every variant id and code (``GET stock/variants``, keyset pages by ``last_id``).
+
+        Each page must start after the last id of the one before: an installation that ignores
+        ``last_id`` would answer the same page for ever, so a page that does not move on raises
+        ``InvalidResponseError`` (the rows before it were yielded).
+        """
         last_id: int | None = None
         while True:
             page = self._core.parse_list(self._send(self._core.variants_spec(page_size, last_id)))
-            rows = [StockVariantRow.model_validate(r) for r in page]
+            rows = self._core.variant_page(page, last_id)
             yield from rows
             if len(rows) < page_size or not rows:
                 return
@@ -862,7 +882,7 @@ class AsyncOrderwiseClient(_ClientBase):
         while True:
             spec = self._core.variants_spec(page_size, last_id)
             page = self._core.parse_list(await self._send(spec))
-            rows = [StockVariantRow.model_validate(r) for r in page]
+            rows = self._core.variant_page(page, last_id)
             for row in rows:
                 yield row
             if len(rows) < page_size or not rows:

@@ -207,9 +207,10 @@ class Connector:
         mapper = (
             mapping if isinstance(mapping, OrderMapper) else OrderMapper(mapping or MappingConfig())
         )
+        omitted = base.orderwise.omitted_fields()
         return cls(
             scayle=sandbox.scayle_client(),
-            orderwise=sandbox.orderwise_client(),
+            orderwise=sandbox.orderwise_client(**({"omit_fields": omitted} if omitted else {})),
             store=store,
             mapper=mapper,
             alerts=alerts,
@@ -261,6 +262,7 @@ class Connector:
             session_id=o.session_id,
             export_definitions=exports,
             cancel_endpoint=o.cancel_endpoint,
+            omit_fields=o.omitted_fields(),
         )
         if settings.inventory.default_warehouse is None and s.default_warehouse:
             inventory = settings.inventory.model_copy(

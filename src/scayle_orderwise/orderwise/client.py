@@ -30,7 +30,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Self, TypeVar
@@ -62,6 +62,7 @@ from ..errors import (
     UnknownVariantError,
 )
 from .exports import ExportDefinitions
+from .field_evidence import checked_omissions, without_fields
 from .models import (
     OrderChangeRow,
     OrderSummary,
@@ -214,6 +215,7 @@ class _OrderwiseCore:
         unknown_variant_pattern: str | re.Pattern[str],
         requests_per_second: float | None,
         monotonic: Callable[[], float],
+        omit_fields: Collection[str] = (),
     ) -> None:
         if not api_root or not api_root.startswith(("http://", "https://")):
             raise ConfigError(f"api_root must be an http(s) URL, got {api_root!r}")
@@ -225,6 +227,7 @@ class _OrderwiseCore:
         self.session_id = session_id
         self.export_definitions = export_definitions or ExportDefinitions()
         self.cancel_endpoint = cancel_endpoint
+        self.omit_fields = checked_omissions(omit_fields)
         self.unknown_variant_pattern = re.compile(unknown_variant_pattern, re.IGNORECASE)
         basic = base64.b64encode(f"{username}:{self._password.get()}".encode()).decode()
         self._basic = Secret(basic)
@@ -275,7 +278,7 @@ class _OrderwiseCore:
             "POST",
             "sales/order",
             params={"session_id": self.session_id},
-            json=order.to_wire(),
+            json=without_fields(order.to_wire(), self.omit_fields),
             idempotent=False,
             scope=_SCOPE,
         )
@@ -480,6 +483,7 @@ class _ClientBase:
         unknown_variant_pattern: str | re.Pattern[str] = DEFAULT_UNKNOWN_VARIANT_PATTERN,
         requests_per_second: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        omit_fields: Collection[str] = (),
     ) -> None:
         self._core = _OrderwiseCore(
             api_root,
@@ -495,6 +499,7 @@ class _ClientBase:
             unknown_variant_pattern=unknown_variant_pattern,
             requests_per_second=requests_per_second,
             monotonic=monotonic,
+            omit_fields=omit_fields,
         )
 
     def __repr__(self) -> str:
@@ -521,6 +526,12 @@ class _ClientBase:
         return self._core.export_definitions
 
     @property
+    def omit_fields(self) -> frozenset[str]:
+        """Paths of ``POST sales/order`` fields left out of every body (see
+        :mod:`~scayle_orderwise.orderwise.field_evidence`)."""
+        return self._core.omit_fields
+
+    @property
     def cancel_endpoint(self) -> str | None:
         """Path template of the cancel call (``{order_id}`` placeholder), or ``None``."""
         return self._core.cancel_endpoint
@@ -537,7 +548,9 @@ class OrderwiseClient(_ClientBase):
     safe requests; ``token_ttl`` how long a token is reused [P]; ``cancel_endpoint`` the path template
     of the (non-public) cancel call [I]; ``unknown_variant_pattern`` the regex that finds the code in
     an unknown-variant 400 [I]; ``requests_per_second`` paces all calls (``None``: no pacing; the
-    reference suggests about 2 for production, as the API runs on the ERP server).
+    reference suggests about 2 for production, as the API runs on the ERP server);
+    ``omit_fields`` paths of ``POST sales/order`` fields to leave out, for an installation that
+    refuses them (see :mod:`~scayle_orderwise.orderwise.field_evidence`).
     """
 
     def __init__(
@@ -558,6 +571,7 @@ class OrderwiseClient(_ClientBase):
         unknown_variant_pattern: str | re.Pattern[str] = DEFAULT_UNKNOWN_VARIANT_PATTERN,
         requests_per_second: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        omit_fields: Collection[str] = (),
     ) -> None:
         super().__init__(
             api_root,
@@ -573,6 +587,7 @@ class OrderwiseClient(_ClientBase):
             unknown_variant_pattern=unknown_variant_pattern,
             requests_per_second=requests_per_second,
             monotonic=monotonic,
+            omit_fields=omit_fields,
         )
         self._http = SyncHttp(self._core.http, transport=transport, client=client)
         self._token_lock = threading.Lock()
@@ -746,6 +761,7 @@ class AsyncOrderwiseClient(_ClientBase):
         unknown_variant_pattern: str | re.Pattern[str] = DEFAULT_UNKNOWN_VARIANT_PATTERN,
         requests_per_second: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        omit_fields: Collection[str] = (),
     ) -> None:
         super().__init__(
             api_root,
@@ -761,6 +777,7 @@ class AsyncOrderwiseClient(_ClientBase):
             unknown_variant_pattern=unknown_variant_pattern,
             requests_per_second=requests_per_second,
             monotonic=monotonic,
+            omit_fields=omit_fields,
         )
         self._http = AsyncHttp(self._core.http, transport=transport, client=client)
         self._token_lock: asyncio.Lock | None = None

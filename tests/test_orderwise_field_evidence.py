@@ -51,7 +51,9 @@ def test_every_field_the_library_can_send_has_its_evidence() -> None:
 
 def test_the_docs_page_shows_each_field_with_its_level() -> None:
     """Issue 15 A.7: the docs mark each field with the evidence behind it."""
-    rows = re.findall(r"^\| `([A-Za-z0-9.]+)` \| (E-weak|E|I|P) \| (.+) \|$", DOCS.read_text(), re.M)
+    rows = re.findall(
+        r"^\| `([A-Za-z0-9.]+)` \| (E-weak|E|I|P) \| (.+) \|$", DOCS.read_text(), re.M
+    )
     assert {path: level for path, level, _ in rows} == {
         path: e.level for path, e in SALES_ORDER_FIELDS.items()
     }

@@ -8,9 +8,9 @@ from typing import Any
 
 from scayle_orderwise.alerts import AlertKind, MemoryAlertSink
 from scayle_orderwise.config import FlowSettings
-from scayle_orderwise.connector import Connector
+from scayle_orderwise.connector import Connector, release_quarantined
 from scayle_orderwise.sandbox import Faults, Sandbox, make_order
-from scayle_orderwise.store import State
+from scayle_orderwise.store import MemoryStore, State
 from scayle_orderwise.sync.cancellations import (
     record_shop_cancellation,
     shop_cancellation_key,
@@ -367,3 +367,23 @@ def test_an_order_whose_every_unit_is_out_of_stock_is_cancelled_in_orderwise() -
     assert sandbox.orderwise.status("SCAYLE-40001") != "Cancelled"
     again = connector.sync_cancellations()
     assert again["shop_cancellations_found"] == 0
+
+
+def test_a_released_manual_cancel_closes_its_alert_once_the_connector_cancels() -> None:
+    """The docs: the connector closes ``cancellation_too_late`` when it cancels the order itself.
+    0.1.0 (and the split) resolved it after the record was finished, which never ran."""
+    sandbox, _, _ = setup([40001], cancel_enabled=False, push=False)
+    store = MemoryStore()
+    sink = MemoryAlertSink()
+    without = Connector.for_sandbox(sandbox, store=store, alerts=[sink], flows=FLOWS)
+    assert without.sync_orders()["pushed"] == 1
+    sandbox.scayle.cancel_order(40001)
+    assert without.sync_cancellations()["needs_person"] == 1
+    assert [a[0] for a in without.health().open_alerts] == [AlertKind.CANCELLATION_TOO_LATE]
+
+    sandbox.orderwise.cancel_enabled = True  # the endpoint is configured; a person releases
+    release_quarantined(store, shop_cancellation_key(40001))
+    with_endpoint = Connector.for_sandbox(sandbox, store=store, alerts=[sink], flows=FLOWS)
+    assert with_endpoint.sync_cancellations()["cancelled_in_orderwise"] == 1
+    assert sandbox.orderwise.status("SCAYLE-40001") == "Cancelled"
+    assert with_endpoint.health().open_alerts == ()

@@ -212,6 +212,7 @@ class ShopCancellations:
             return
         except BadRequestError as exc:  # refused: picking started meanwhile
             self.end.too_late(record, order_id, number, status, payload, result, refusal=str(exc))
+        ctx.alerts.resolve(AlertKind.CANCELLATION_TOO_LATE, str(order_id))
         self.end.finish(
             record,
             f"OrderWise order {number} cancelled",
@@ -219,7 +220,6 @@ class ShopCancellations:
             result,
             "cancelled_in_orderwise",
         )
-        ctx.alerts.resolve(AlertKind.CANCELLATION_TOO_LATE, str(order_id))
 
     def _still_live_in_orderwise(
         self,

@@ -161,6 +161,8 @@ class ShopCancellations:
         canonical = status.canonical(ctx.status_map)
         payload.update({"ow_order_id": ow_id, "orderwise_status": status.order_status})
         if canonical is CanonicalStatus.CANCELLED:
+            if record.may_have_been_sent:  # our own cancel, whose answer was lost
+                ctx.alerts.resolve(AlertKind.CANCELLATION_TOO_LATE, str(order_id))
             self.end.finish(
                 record,
                 f"OrderWise order {number} is cancelled",

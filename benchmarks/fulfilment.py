@@ -105,6 +105,10 @@ def run_one(size: int, store_kind: str, folder: Path, old: bool) -> dict[str, An
         and all(count == 3 for count in per_order.values())
     )
     connector.close()
+    console.print(
+        f"  {'0.1.0' if old else 'new'} shape, {size:,} orders: pass {seconds:.1f} s "
+        f"({cpu:.1f} CPU s)"
+    )
     return {
         "size": size,
         "seconds": seconds,

@@ -347,10 +347,18 @@ class IdempotencyStore(Protocol):
         ...
 
     def renew(
-        self, key: str, *, owner: str, lease: timedelta, now: datetime | None = None
+        self,
+        key: str,
+        *,
+        owner: str,
+        lease: timedelta,
+        now: datetime | None = None,
+        payload: Mapping[str, Any] | None = None,
     ) -> Record:
         """Extend a held claim to ``now + lease`` (no history entry).
 
+        ``payload``, when given, replaces the record's payload in the same atomic write: a flow
+        records a recovery point (e.g. "a request may leave now") together with the longer lease.
         :class:`ClaimLostError` if ``owner`` does not hold the record, :class:`UnknownKeyError`
         if it does not exist.
         """
@@ -471,12 +479,20 @@ class StoreBase:
         raise NotImplementedError
 
     def renew(
-        self, key: str, *, owner: str, lease: timedelta, now: datetime | None = None
+        self,
+        key: str,
+        *,
+        owner: str,
+        lease: timedelta,
+        now: datetime | None = None,
+        payload: Mapping[str, Any] | None = None,
     ) -> Record:
         """See ``IdempotencyStore.renew``."""
         return self._update(
             key,
-            lambda record: apply_renew(record, owner=owner, lease=lease, now=self._now(now)),
+            lambda record: apply_renew(
+                record, owner=owner, lease=lease, now=self._now(now), payload=payload
+            ),
             history=False,
         )
 
@@ -690,12 +706,25 @@ def apply_claim(record: Record, *, owner: str, lease: timedelta, now: datetime) 
     )
 
 
-def apply_renew(record: Record, *, owner: str, lease: timedelta, now: datetime) -> Record:
-    """``record`` with its lease extended; :class:`ClaimLostError` unless ``owner`` holds it."""
+def apply_renew(
+    record: Record,
+    *,
+    owner: str,
+    lease: timedelta,
+    now: datetime,
+    payload: Mapping[str, Any] | None = None,
+) -> Record:
+    """``record`` with its lease extended (and ``payload`` replaced when given);
+    :class:`ClaimLostError` unless ``owner`` holds it."""
     check_claim_args(owner, lease)
     if record.state is not State.IN_FLIGHT or record.owner != owner:
         raise ClaimLostError(_lost_message(record, owner))
-    return attrs.evolve(record, lease_expires_at=now + lease, updated_at=now)
+    return attrs.evolve(
+        record,
+        lease_expires_at=now + lease,
+        updated_at=now,
+        payload=normalize_payload(payload) if payload is not None else record.payload,
+    )
 
 
 def _lost_message(record: Record, owner: str) -> str:

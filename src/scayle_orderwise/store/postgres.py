@@ -76,7 +76,13 @@ _SCHEMA = (
         created_at timestamptz NOT NULL,
         updated_at timestamptz NOT NULL
     )""",
-    "CREATE INDEX IF NOT EXISTS {records_due} ON {records} (kind, due_at) WHERE due_at IS NOT NULL",
+    # Claims read two index ranges, never the table: records due by now (the partial index holds
+    # live records only, so acknowledged history costs nothing) and the owner's own claims.
+    "DROP INDEX IF EXISTS {records_due_qualified}",
+    "CREATE INDEX IF NOT EXISTS {records_claim} ON {records} (kind, due_at, key) "
+    "WHERE due_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS {records_owned} ON {records} (kind, owner, due_at, key) "
+    "WHERE state = 'in_flight'",
     "CREATE INDEX IF NOT EXISTS {records_created} ON {records} (created_at, key)",
     "CREATE INDEX IF NOT EXISTS {records_state} ON {records} (state, kind, created_at, key)",
     """CREATE TABLE IF NOT EXISTS {history} (
@@ -140,10 +146,16 @@ _CLAIM_ONE = (
 )
 
 _CLAIM_NEXT = (
-    "WITH picked AS (SELECT key AS picked_key, due_at AS picked_due FROM {records} "
-    "WHERE kind = %(kind)s AND "
-    + _CLAIMABLE
-    + " ORDER BY due_at, key LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+    # One index range each for due records and the owner's own claims (an OR would scan).
+    "WITH due AS (SELECT key, due_at FROM {records} WHERE kind = %(kind)s "
+    "AND due_at IS NOT NULL AND due_at <= %(now)s "
+    "ORDER BY due_at, key LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+    "owned AS (SELECT key, due_at FROM {records} WHERE kind = %(kind)s "
+    "AND state = 'in_flight' AND owner = %(owner)s "
+    "ORDER BY due_at, key LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+    "picked AS (SELECT key AS picked_key, due_at AS picked_due FROM "
+    "(SELECT key, due_at FROM due UNION SELECT key, due_at FROM owned) AS candidates "
+    "ORDER BY due_at, key LIMIT %(limit)s), "
     "claimed AS (UPDATE {records} SET "
     + _CLAIM_SET
     + " FROM picked WHERE key = picked.picked_key AND "
@@ -198,8 +210,16 @@ class PostgresStore(StoreBase):
         self._ready = False
         names = ("records", "history", "cursors", "seen")
         self._names: dict[str, sql.Composable] = {n: self._ident(n) for n in names}
-        for index in ("records_due", "records_created", "records_state", "history_key", "seen_at"):
+        for index in (
+            "records_claim",
+            "records_owned",
+            "records_created",
+            "records_state",
+            "history_key",
+            "seen_at",
+        ):
             self._names[index] = sql.Identifier(table_prefix + index)
+        self._names["records_due_qualified"] = self._ident("records_due")  # replaced in 0.2
 
     @property
     def dsn(self) -> str:

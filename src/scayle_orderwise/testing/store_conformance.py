@@ -159,6 +159,13 @@ def _claimed(store: IdempotencyStore, key: str, owner: str, **kwargs: Any) -> Re
     return record
 
 
+def _stored(store: IdempotencyStore, key: str) -> Record:
+    record = store.get(key)
+    _ok(record is not None, f"{key} should exist")
+    assert record is not None
+    return record
+
+
 # ---------------------------------------------------------------------------------- the checks
 
 
@@ -570,6 +577,25 @@ def check_renew(h: Harness) -> None:
     )
     h.clock.advance(LEASE)
     _ok(store.claim("order:1", owner="w2", lease=LEASE) is not None, "claim after expiry")
+
+
+def check_renew_with_payload(h: Harness) -> None:
+    """``renew(payload=...)`` records a recovery point with the longer lease, in one write."""
+    store = h.new()
+    _order(store, "order:1")
+    _claimed(store, "order:1", "w1")
+    renewed = store.renew("order:1", owner="w1", lease=LEASE, payload={"attempted_at": "t1"})
+    _eq(renewed.payload, {"attempted_at": "t1"}, "renew returns the new payload")
+    _eq(_stored(store, "order:1").payload, {"attempted_at": "t1"}, "renew stores the payload")
+    _eq(_stored(store, "order:1").state, State.IN_FLIGHT, "renew keeps the claim")
+    store.renew("order:1", owner="w1", lease=LEASE)
+    _eq(_stored(store, "order:1").payload, {"attempted_at": "t1"}, "renew without payload keeps it")
+    _raises(
+        ClaimLostError,
+        "renew with payload by a non-owner",
+        lambda: store.renew("order:1", owner="w2", lease=LEASE, payload={"x": 1}),
+    )
+    _eq(_stored(store, "order:1").payload, {"attempted_at": "t1"}, "a refused renew writes nothing")
 
 
 def check_history(h: Harness) -> None:

@@ -89,7 +89,8 @@ def run_one(size: int, store_kind: str, folder: Path, old: bool) -> dict[str, An
     assert pushed["pushed"] == size, pushed
     for n in range(size):
         order_id = first + n
-        reference = str(sandbox.scayle.orders[order_id]["referenceKey"])
+        # The eCommerceOrderNumber (the write-back to SCAYLE may still wait for its rate budget).
+        reference = f"SCAYLE-{order_id}"
         sandbox.orderwise.despatch(reference, consignment=f"CN{order_id}", courier="DPD")
     gc.collect()
     gc.freeze()  # the setup's objects (sandbox history, parsed orders) are not the pass's to scan

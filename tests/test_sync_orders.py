@@ -481,3 +481,37 @@ def test_without_the_batch_lookup_definition_each_order_is_looked_up_on_its_own(
     assert_exactly_once(sandbox, ids)
     assert calls(sandbox.orderwise, "POST", "export-definition/102") == 3
     assert calls(sandbox.orderwise, "POST", "export-definition/106") == 0
+
+
+def test_reference_write_backs_wait_for_scayles_budget_and_catch_up() -> None:
+    """Issue 13: past SCAYLE's ordersWrite cap, orders keep reaching OrderWise; their reference
+    write-backs wait durably in the ledger and catch up as the budget frees, none lost."""
+    from scayle_orderwise._http import RateBudget
+    from scayle_orderwise.connector import ledger_health
+    from scayle_orderwise.sandbox.clock import VirtualClock
+
+    clock = VirtualClock(frozen=True)
+    sandbox = stocked_sandbox(clock=clock)
+    ids = add_orders(sandbox, range(7001, 7011))
+    budget = RateBudget(limits={"ordersWrite": (3, 60.0)}, clock=clock.monotonic)
+    connector = Connector(
+        scayle=sandbox.scayle_client(budget=budget),
+        orderwise=sandbox.orderwise_client(),
+        store=MemoryStore(clock=clock.utcnow),
+        worker_id="w1",
+        settings=ConnectorSettings(flows=FAST),
+        clock=clock.utcnow,
+    )
+    first = connector.sync_orders()
+    assert first.pushed == 10 and first.reference_deferred == 7
+    assert_exactly_once(sandbox, ids)
+    assert calls(sandbox.scayle, "PUT", "reference-key") == 3
+    assert clock.slept == []  # nobody waited for the budget
+    assert ledger_health(connector.store).reference_writes_waiting == 7
+    written = 3
+    for _ in range(3):
+        clock.advance(61)
+        written += connector.sync_orders().references_written
+    assert written == 10
+    assert all(sandbox.scayle.orders[i]["referenceKey"] == f"SCAYLE-{i}" for i in ids)
+    assert ledger_health(connector.store).reference_writes_waiting == 0

@@ -40,6 +40,11 @@ alerts_app = typer.Typer(
     help="Open alerts: list them, or close one a person has dealt with.", no_args_is_help=True
 )
 sandbox_app = typer.Typer(help="The in-process fakes of both APIs.", no_args_is_help=True)
+ledger_app = typer.Typer(
+    help="Ledger housekeeping: archive what is finished so a year of orders slows nothing.",
+    no_args_is_help=True,
+)
+app.add_typer(ledger_app, name="ledger")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(alerts_app, name="alerts")
@@ -418,6 +423,10 @@ def status(
         f"oldest pending: {health.oldest_pending or '-'}   oldest sent: {health.oldest_sent or '-'}"
     )
     console.print(f"quarantined: {health.quarantined}   open alerts: {len(health.open_alerts)}")
+    console.print(
+        f"reference write-backs waiting for SCAYLE: {health.reference_writes_waiting}",
+        highlight=False,
+    )
     for kind, subject, cause in health.open_alerts:
         console.print(f"  [yellow]{kind}[/] {subject}: {cause}", highlight=False)
 
@@ -570,6 +579,61 @@ def retry(
     finally:
         store.close()
     console.print(f"{done} order(s) queued for retry")
+
+
+@ledger_app.command("archive")
+def ledger_archive(
+    older_than: Annotated[
+        int,
+        typer.Option(
+            "--older-than", min=0, help="Archive records finished more than this many days ago."
+        ),
+    ] = 90,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="Only this kind of record (order, shipment, cancellation, stock, ...)."),
+    ] = None,
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            help="First append every record archived, with its history, to this JSON-lines file."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be archived; change nothing.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Move acknowledged and cancelled records out of the live ledger (they stay findable by key)."""
+    from datetime import timedelta
+
+    from .store.retention import archive_ledger
+
+    store = _store(config)
+    try:
+        if not callable(getattr(store, "archive", None)):
+            raise _fail(f"{type(store).__name__} cannot archive (it has no archive method)")
+        try:
+            handle = export.open("a", encoding="utf-8") if export is not None else None
+        except OSError as exc:
+            raise _fail(f"cannot write {export}: {exc.strerror}") from None
+        try:
+            count = archive_ledger(
+                store,
+                older_than=timedelta(days=older_than),
+                kind=kind,
+                export=handle,
+                dry_run=dry_run,
+            )
+        except StoreError as exc:
+            raise _fail(str(exc)) from None
+        finally:
+            if handle is not None:
+                handle.close()
+    finally:
+        store.close()
+    what = "would be archived" if dry_run else "archived"
+    console.print(f"{count} record(s) {what} (finished more than {older_than} days ago)")
 
 
 # ----------------------------------------------------------------------------------------------- serve

@@ -22,9 +22,9 @@ from .orderwise.client import OrderwiseClient
 from .scayle import webhooks
 from .scayle.client import ScayleClient
 from .store import IdempotencyStore, MemoryStore, State
-from .store.base import Clock
+from .store.base import ARCHIVABLE_STATES, Clock
 from .sync.context import FlowContext, SyncResult, utcnow
-from .sync.orders import ORDER_KIND, WEBHOOK_KEY, OrderSync, order_key
+from .sync.orders import ORDER_KIND, REFERENCE_KIND, WEBHOOK_KEY, OrderSync, order_key
 
 if TYPE_CHECKING:
     from .reconcile import ReconciliationReport, StockReport, Tolerance
@@ -62,6 +62,8 @@ class Health:
     quarantined: int
     open_alerts: tuple[tuple[str, str, str], ...]
     checked_at: datetime
+    reference_writes_waiting: int = 0
+    """Orders in OrderWise whose reference write-back to SCAYLE still waits (budget or failure)."""
 
     @property
     def ok(self) -> bool:
@@ -77,6 +79,7 @@ class Health:
             "oldest_sent": self.oldest_sent.isoformat() if self.oldest_sent else None,
             "quarantined": self.quarantined,
             "open_alerts": [list(a) for a in self.open_alerts],
+            "reference_writes_waiting": self.reference_writes_waiting,
             "checked_at": self.checked_at.isoformat(),
         }
 
@@ -86,6 +89,7 @@ def ledger_health(store: IdempotencyStore, *, now: datetime | None = None) -> He
     counts = {str(state): n for state, n in store.counts(kind=ORDER_KIND).items()}
     pending = store.oldest(State.PENDING, kind=ORDER_KIND)
     sent = store.oldest(State.SENT, kind=ORDER_KIND)
+    references = store.counts(kind=REFERENCE_KIND)
     return Health(
         counts=counts,
         oldest_pending=pending.created_at if pending else None,
@@ -93,6 +97,9 @@ def ledger_health(store: IdempotencyStore, *, now: datetime | None = None) -> He
         quarantined=counts.get(str(State.QUARANTINED), 0),
         open_alerts=tuple(AlertDispatcher(state=store).open_alerts()),
         checked_at=now or utcnow(),
+        reference_writes_waiting=sum(
+            n for state, n in references.items() if state not in ARCHIVABLE_STATES
+        ),
     )
 
 

@@ -66,6 +66,7 @@ from ..errors import ClaimLostError, StoreError
 
 __all__ = [
     "ADMIN_TRANSITIONS",
+    "ARCHIVABLE_STATES",
     "CLAIMABLE_STATES",
     "CLAIM_REASON",
     "OWNER_TRANSITIONS",
@@ -89,6 +90,7 @@ __all__ = [
     "apply_renew",
     "apply_transition",
     "as_utc",
+    "check_archive_args",
     "check_claim_args",
     "check_same_identity",
     "counts_template",
@@ -166,6 +168,9 @@ ADMIN_TRANSITIONS: Mapping[State, frozenset[State]] = {
 """Allowed ``mark`` moves, by current state."""
 
 _RETRY_STATES = frozenset({State.PENDING, State.SENT, State.FAILED})
+
+ARCHIVABLE_STATES: frozenset[State] = frozenset({State.ACKNOWLEDGED, State.CANCELLED})
+"""Final states whose records ``archive`` may move out of the live ledger."""
 
 Clock = Callable[[], datetime]
 """A callable returning the current time as an aware ``datetime``."""
@@ -424,6 +429,19 @@ class IdempotencyStore(Protocol):
 
     def oldest(self, state: State | str, kind: str | None = None) -> Record | None:
         """The earliest created record currently in ``state`` (ties by key), or ``None``."""
+        ...
+
+    def archive(
+        self, *, before: datetime, kind: str | None = None, limit: int | None = None
+    ) -> int:
+        """Move records in a final state (:data:`ARCHIVABLE_STATES`) last updated before
+        ``before`` out of the live ledger into its archive, history included; returns how many.
+
+        Archived records still answer ``get`` and ``ensure`` (returned unchanged), so nothing
+        is ever done twice, and ``mark`` brings one back before moving it. ``records``,
+        ``counts``, ``oldest`` and claims see live records only, so their cost does not grow
+        with the ledger's age. ``kind`` narrows it to one kind; ``limit`` caps one call.
+        """
         ...
 
     def get_cursor(self, name: str) -> str | None:
@@ -831,6 +849,13 @@ def apply_mark(
         next_attempt_at=retry,
         now=now,
     )
+
+
+def check_archive_args(before: datetime, limit: int | None) -> datetime:
+    """``before`` in UTC; ``ValueError`` for a naive time or a limit below 1."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    return as_utc(before, "before")
 
 
 def counts_template() -> dict[State, int]:

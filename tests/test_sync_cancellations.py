@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scayle_orderwise.alerts import AlertKind, MemoryAlertSink
@@ -387,3 +388,33 @@ def test_a_released_manual_cancel_closes_its_alert_once_the_connector_cancels() 
     assert with_endpoint.sync_cancellations()["cancelled_in_orderwise"] == 1
     assert sandbox.orderwise.status("SCAYLE-40001") == "Cancelled"
     assert with_endpoint.health().open_alerts == ()
+
+
+def test_the_poll_reads_the_ledger_only_for_orders_scayle_changed_since_its_last_walk() -> None:
+    class CountingGets(MemoryStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.order_gets = 0
+
+        def get(self, key: str) -> Any:
+            self.order_gets += key.startswith("order:")
+            return super().get(key)
+
+    sandbox, _, _ = setup(range(40001, 40011), push=False)
+    store = CountingGets()
+    connector = Connector.for_sandbox(sandbox, store=store, flows=FLOWS)
+    assert connector.sync_orders()["pushed"] == 10
+    connector.sync_cancellations()  # the first walk looks at every order
+    later = datetime.now(UTC) + timedelta(hours=1)
+    connector.context.clock = lambda: later  # the walks from now on start an hour later
+    sandbox.clock.advance(3600)  # and what SCAYLE changes next carries such an updatedAt
+    connector.sync_cancellations()
+    store.order_gets = 0
+
+    assert connector.sync_cancellations()["shop_cancellations_found"] == 0
+    assert store.order_gets == 0  # nothing changed in SCAYLE: no ledger reads for the walk
+
+    sandbox.scayle.remove_out_of_stock(40007, items(40007, 1, 2, 3))
+    result = connector.sync_cancellations()
+    assert result["shop_cancellations_found"] == 1
+    assert sandbox.orderwise.status("SCAYLE-40007") == "Cancelled"

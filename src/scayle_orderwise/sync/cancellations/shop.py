@@ -22,6 +22,7 @@ SCAYLE no longer lists.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from ...alerts import AlertKind
@@ -37,9 +38,12 @@ from ..orders import ORDER_KIND, is_cancelled, order_key
 from .outcomes import Done, Outcomes
 from .records import record_shop_cancellation, shop_cancellation_key
 
-__all__ = ["ShopCancellations"]
+__all__ = ["POLL_CURSOR", "ShopCancellations"]
 
 _NOT_PUSHED = (State.PENDING, State.FAILED, State.QUARANTINED)
+
+POLL_CURSOR = "cancellations:shop_poll"
+"""Store cursor: when the last walk of the SCAYLE order list that finished started."""
 
 
 def _status_cancelled(line: Any) -> int:
@@ -61,15 +65,30 @@ class ShopCancellations:
         self.end = Outcomes(ctx)
 
     def poll(self, result: SyncResult) -> None:
-        """Walk the SCAYLE orders; record cancellations (and units removed as out of stock) of
-        orders the ledger has pushed or holds."""
+        """Walk the SCAYLE orders; record cancellations of orders the ledger has pushed or holds.
+
+        Units SCAYLE removed (out of stock) show only against the ledger, so that costs a ledger
+        read per order: it is done for orders SCAYLE changed (``updatedAt``) since the last walk
+        that finished (minus ``flows.poll_overlap_seconds``), and for every order on the first walk.
+        """
         ctx = self.ctx
+        started = ctx.clock()
+        last = ctx.store.get_cursor(POLL_CURSOR)
+        overlap = timedelta(seconds=ctx.flows.poll_overlap_seconds)
+        changed_since = datetime.fromisoformat(last) - overlap if last else None
         try:
             for order in ctx.scayle.iter_orders():
+                cancelled = {item.id for item in order.items if item.is_cancelled}
+                changed = (
+                    changed_since is None
+                    or order.updated_at is None
+                    or order.updated_at >= changed_since
+                )
+                if not cancelled and not changed:
+                    continue
                 order_record = ctx.store.get(order_key(order.id))
                 if order_record is None or order_record.state == State.CANCELLED:
                     continue  # unknown orders are the orders flow's; cancelled ones are done
-                cancelled = {item.id for item in order.items if item.is_cancelled}
                 cancelled |= removed_item_ids(order_record, order)
                 if not cancelled:
                     continue
@@ -84,6 +103,8 @@ class ShopCancellations:
         except ConnectorError as exc:
             result.add("shop_poll_failed")
             result.errors.append(f"SCAYLE order list: {type(exc).__name__}: {exc}")
+            return
+        ctx.store.set_cursor(POLL_CURSOR, started.isoformat())
 
     def process(self, record: Record, result: SyncResult) -> None:
         """Take one claimed shop cancellation as far as it goes (raises :class:`Done` when the

@@ -314,3 +314,29 @@ def test_a_host_that_does_not_answer_is_reported_while_retrying(
         root.handlers[:], root.level = saved[0], saved[1]
     assert "note: " not in logged.stderr
     assert logged.stderr.count("retry 1 ") == 1, logged.stderr
+
+
+def test_check_compares_the_scayle_tenant_with_the_settings(
+    configured: Path, tmp_path: Path
+) -> None:
+    ok = runner.invoke(app, ["check", "--config", str(configured)])
+    assert ok.exit_code == 0, ok.output
+    assert "SCAYLE has every warehouse and carrier the settings name" in ok.output
+
+    text = configured.read_text(encoding="utf-8")
+    text = text.replace('default_warehouse = "WH1"', 'default_warehouse = "WH9"')
+    text = text.replace(
+        "backoff_base_seconds = 0", 'backoff_base_seconds = 0\ndefault_carrier = "NOPE"'
+    )
+    broken = tmp_path / "broken.toml"
+    broken.write_text(text, encoding="utf-8")
+    bad = runner.invoke(app, ["check", "--config", str(broken)])
+    assert bad.exit_code == 1
+    assert "'WH9'" in bad.output and "'NOPE'" in bad.output
+    assert bad.output.count("error:") == 1 and "Traceback" not in bad.output
+    as_json = runner.invoke(app, ["check", "--json", "--config", str(broken)])
+    assert as_json.exit_code == 1 and '"ok": false' in as_json.output
+
+    synced = runner.invoke(app, ["sync", "orders", "--config", str(broken)])
+    assert synced.exit_code == 0  # the orders flow does not need the warehouse
+    assert "warning: SCAYLE has no warehouse 'WH9'" in synced.output

@@ -272,6 +272,32 @@ def test_item_state_helpers() -> None:
     assert not (open_item.is_shipped or open_item.is_cancelled or open_item.is_returned)
 
 
+def test_shipped_comes_from_shipped_at_and_packages_never_from_the_item_status() -> None:
+    """Issue 15 A.1: 0.1.0 took status ``deliverable`` for shipped; SCAYLE's SDKs give it no
+    shipping meaning and their fixtures show shipped units as ``available``."""
+    planned = {"id": 901, "carrierKey": "DPD", "deliveryStatus": "open"}  # checkout's plan
+    order = Order.model_validate(
+        {
+            "id": 7,
+            "packages": [planned, {"id": 902, "shipmentKey": "CN1"}],
+            "items": [
+                {"id": 1, "status": "deliverable", "packageId": 901},
+                {"id": 2, "status": "delivered"},
+                {"id": 3, "status": "available", "packageId": 902},
+                {"id": 4, "status": "available", "shippedAt": "2026-05-05T10:00:00+00:00"},
+            ],
+        }
+    )
+    assert not order.item(1).is_shipped and not order.item(2).is_shipped
+    assert order.shipped_item_ids() == {3, 4}
+
+    fixture = OrderCollection.model_validate_json(
+        (SDK / "OrderAllResponse.json").read_bytes()
+    ).entities
+    for sdk_order in fixture:  # every unit in SCAYLE's fixtures sits in a shipped package
+        assert sdk_order.shipped_item_ids() == {item.id for item in sdk_order.items}
+
+
 # ---------------------------------------------------------------------------- money rules
 
 

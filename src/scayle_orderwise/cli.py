@@ -277,6 +277,7 @@ def sync(
     a failed flow exits 1.
     """
     connector = _connector(config)
+    _warn_setup(connector)
     done = 0
     failed = False
     try:
@@ -298,6 +299,46 @@ def sync(
         connector.close()
     if failed and not watch:
         raise typer.Exit(1)
+
+
+def _warn_setup(connector: Any) -> None:
+    """The start-up check of the SCAYLE tenant: what it lacks is a warning here (``check`` fails)."""
+    try:
+        report = connector.check_setup()
+    except ConnectorError as exc:
+        err_console.print(f"warning: SCAYLE setup not checked: {exc}", markup=False)
+        return
+    for line in [*report.problems(), *report.warnings()]:
+        err_console.print(f"warning: {line}", markup=False, highlight=False)
+
+
+@app.command()
+def check(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check the SCAYLE tenant against the settings: the warehouses and carriers they name.
+
+    Exits 1 when something the settings name is missing in SCAYLE.
+    """
+    connector = _connector(config)
+    try:
+        report = connector.check_setup()
+    except ConnectorError as exc:
+        raise _fail(f"could not check the SCAYLE setup: {exc}", 1) from None
+    finally:
+        connector.close()
+    if as_json:
+        console.print_json(data=report.as_dict())
+    else:
+        for line in report.warnings():
+            err_console.print(f"warning: {line}", markup=False, highlight=False)
+        for line in report.problems():
+            console.print(f"- {line}", markup=False, highlight=False)
+    if not report.ok:
+        raise _fail(f"{len(report.problems())} setting(s) name what SCAYLE does not have", 1)
+    if not as_json:
+        console.print("SCAYLE has every warehouse and carrier the settings name")
 
 
 def _run_flow(connector: Any, flow: Flow) -> list[Any]:

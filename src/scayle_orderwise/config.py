@@ -95,6 +95,29 @@ class OrderwiseSettings(_Section):
     export_definitions: dict[str, int | None] = Field(default_factory=dict)
     cancel_endpoint: str | None = None
     status_map: dict[str, str] = Field(default_factory=dict)
+    inferred_header_fields: bool = True
+    """Send the ``orderHeader`` fields whose JSON names are inferred, not seen in any public
+    OrderWise client (``deliveryNet``, ``orderTax``, ``currencyId``, ...); ``false`` for an
+    installation that refuses them."""
+    omit_fields: list[str] = Field(default_factory=list)
+    """Paths of further ``POST sales/order`` fields to leave out, e.g. ``"orderLines.taxCode"``."""
+
+    @field_validator("omit_fields")
+    @classmethod
+    def _known_fields(cls, value: list[str]) -> list[str]:
+        from .orderwise.field_evidence import checked_omissions
+
+        try:
+            return sorted(checked_omissions(value))
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+    def omitted_fields(self) -> frozenset[str]:
+        """Every field path left out of ``POST sales/order`` under these settings."""
+        from .orderwise.field_evidence import INFERRED_HEADER_FIELDS
+
+        inferred = frozenset() if self.inferred_header_fields else INFERRED_HEADER_FIELDS
+        return frozenset(self.omit_fields) | inferred
 
     @field_validator("export_definitions")
     @classmethod

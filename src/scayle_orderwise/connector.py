@@ -29,6 +29,7 @@ from .sync.orders import ORDER_KIND, REFERENCE_KIND, WEBHOOK_KEY, OrderSync, ord
 if TYPE_CHECKING:
     from .reconcile import ReconciliationReport, StockReport, Tolerance
     from .sandbox import Sandbox
+    from .sync.setup_check import SetupReport
 
 __all__ = [
     "Connector",
@@ -241,9 +242,10 @@ class Connector:
         mapper = (
             mapping if isinstance(mapping, OrderMapper) else OrderMapper(mapping or MappingConfig())
         )
+        omitted = base.orderwise.omitted_fields()
         return cls(
             scayle=sandbox.scayle_client(),
-            orderwise=sandbox.orderwise_client(),
+            orderwise=sandbox.orderwise_client(**({"omit_fields": omitted} if omitted else {})),
             store=store,
             mapper=mapper,
             alerts=alerts,
@@ -295,6 +297,7 @@ class Connector:
             session_id=o.session_id,
             export_definitions=exports,
             cancel_endpoint=o.cancel_endpoint,
+            omit_fields=o.omitted_fields(),
         )
         if settings.inventory.default_warehouse is None and s.default_warehouse:
             inventory = settings.inventory.model_copy(
@@ -451,6 +454,14 @@ class Connector:
         return InventorySync(self.context).drift_report()
 
     # ------------------------------------------------------------------------------------ monitoring
+
+    def check_setup(self) -> SetupReport:
+        """Check the SCAYLE tenant against the settings: warehouses and carriers the configuration
+        names that SCAYLE lacks (see :mod:`.sync.setup_check`). Run it at start-up; the flows
+        reuse the lists it read."""
+        from .sync.setup_check import check_setup
+
+        return check_setup(self.context)
 
     def health(self) -> Health:
         """Ledger counts, the oldest pending and sent orders, quarantined count, open alerts."""

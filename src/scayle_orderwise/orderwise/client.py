@@ -30,7 +30,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Self, TypeVar
@@ -62,6 +62,7 @@ from ..errors import (
 )
 from ..redaction import as_secret
 from .exports import REFERENCE_SEPARATOR, ExportDefinitions
+from .field_evidence import checked_omissions, without_fields
 from .models import (
     OrderChangeRow,
     OrderSummary,
@@ -217,6 +218,7 @@ class _OrderwiseCore:
         unknown_variant_pattern: str | re.Pattern[str],
         requests_per_second: float | None,
         monotonic: Callable[[], float],
+        omit_fields: Collection[str] = (),
     ) -> None:
         if not api_root or not api_root.startswith(("http://", "https://")):
             raise ConfigError(f"api_root must be an http(s) URL, got {api_root!r}")
@@ -228,6 +230,7 @@ class _OrderwiseCore:
         self.session_id = session_id
         self.export_definitions = export_definitions or ExportDefinitions()
         self.cancel_endpoint = cancel_endpoint
+        self.omit_fields = checked_omissions(omit_fields)
         self.unknown_variant_pattern = re.compile(unknown_variant_pattern, re.IGNORECASE)
         basic = base64.b64encode(
             f"{username}:{self._password.get_secret_value()}".encode()
@@ -280,7 +283,7 @@ class _OrderwiseCore:
             "POST",
             "sales/order",
             params={"session_id": self.session_id},
-            json=order.to_wire(),
+            json=without_fields(order.to_wire(), self.omit_fields),
             idempotent=False,
             scope=_SCOPE,
         )
@@ -389,6 +392,21 @@ class _OrderwiseCore:
         if isinstance(data, list) and len(data) == 1:
             data = data[0]
         return SalesOrderStatus.model_validate(data)
+
+    @staticmethod
+    def variant_page(page: list[Any], last_id: int | None) -> list[StockVariantRow]:
+        """One ``stock/variants`` page; ``InvalidResponseError`` when it does not move past
+        ``last_id`` (keyset paging: every id of a page is larger than the last one before)."""
+        rows = [StockVariantRow.model_validate(r) for r in page]
+        if last_id is not None and rows and min(r.variant_id for r in rows) <= last_id:
+            raise InvalidResponseError(
+                f"OrderWise answered GET stock/variants?last_id={last_id} with variant ids from "
+                f"{min(r.variant_id for r in rows)}: the installation ignores last_id, so the "
+                "variant list cannot be paged (it would repeat for ever); ask for a larger "
+                "page_size or page the list another way",
+                entity_id=last_id,
+            )
+        return rows
 
     def parse_list(self, response: httpx.Response) -> list[Any]:
         data = _loads(response.content) if response.content.strip() else []
@@ -505,6 +523,7 @@ class _ClientBase:
         unknown_variant_pattern: str | re.Pattern[str] = DEFAULT_UNKNOWN_VARIANT_PATTERN,
         requests_per_second: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        omit_fields: Collection[str] = (),
     ) -> None:
         self._core = _OrderwiseCore(
             api_root,
@@ -520,6 +539,7 @@ class _ClientBase:
             unknown_variant_pattern=unknown_variant_pattern,
             requests_per_second=requests_per_second,
             monotonic=monotonic,
+            omit_fields=omit_fields,
         )
 
     def __repr__(self) -> str:
@@ -546,6 +566,12 @@ class _ClientBase:
         return self._core.export_definitions
 
     @property
+    def omit_fields(self) -> frozenset[str]:
+        """Paths of ``POST sales/order`` fields left out of every body (see
+        :mod:`~scayle_orderwise.orderwise.field_evidence`)."""
+        return self._core.omit_fields
+
+    @property
     def cancel_endpoint(self) -> str | None:
         """Path template of the cancel call (``{order_id}`` placeholder), or ``None``."""
         return self._core.cancel_endpoint
@@ -562,7 +588,9 @@ class OrderwiseClient(_ClientBase):
     safe requests; ``token_ttl`` how long a token is reused [P]; ``cancel_endpoint`` the path template
     of the (non-public) cancel call [I]; ``unknown_variant_pattern`` the regex that finds the code in
     an unknown-variant 400 [I]; ``requests_per_second`` paces all calls (``None``: no pacing; the
-    reference suggests about 2 for production, as the API runs on the ERP server).
+    reference suggests about 2 for production, as the API runs on the ERP server);
+    ``omit_fields`` paths of ``POST sales/order`` fields to leave out, for an installation that
+    refuses them (see :mod:`~scayle_orderwise.orderwise.field_evidence`).
     """
 
     def __init__(
@@ -583,6 +611,7 @@ class OrderwiseClient(_ClientBase):
         unknown_variant_pattern: str | re.Pattern[str] = DEFAULT_UNKNOWN_VARIANT_PATTERN,
         requests_per_second: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        omit_fields: Collection[str] = (),
     ) -> None:
         super().__init__(
             api_root,
@@ -598,6 +627,7 @@ class OrderwiseClient(_ClientBase):
             unknown_variant_pattern=unknown_variant_pattern,
             requests_per_second=requests_per_second,
             monotonic=monotonic,
+            omit_fields=omit_fields,
         )
         self._http = SyncHttp(self._core.http, transport=transport, client=client)
         self._token_lock = threading.Lock()
@@ -742,11 +772,16 @@ class OrderwiseClient(_ClientBase):
     # -- stock -------------------------------------------------------------------------------------
 
     def iter_stock_variants(self, *, page_size: int = 1000) -> Iterator[StockVariantRow]:
-        """Every variant id and code (``GET stock/variants``, keyset pages by ``last_id``)."""
+        """Every variant id and code (``GET stock/variants``, keyset pages by ``last_id``).
+
+        Each page must start after the last id of the one before: an installation that ignores
+        ``last_id`` would answer the same page for ever, so a page that does not move on raises
+        ``InvalidResponseError`` (the rows before it were yielded).
+        """
         last_id: int | None = None
         while True:
             page = self._core.parse_list(self._send(self._core.variants_spec(page_size, last_id)))
-            rows = [StockVariantRow.model_validate(r) for r in page]
+            rows = self._core.variant_page(page, last_id)
             yield from rows
             if len(rows) < page_size or not rows:
                 return
@@ -783,6 +818,7 @@ class AsyncOrderwiseClient(_ClientBase):
         unknown_variant_pattern: str | re.Pattern[str] = DEFAULT_UNKNOWN_VARIANT_PATTERN,
         requests_per_second: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        omit_fields: Collection[str] = (),
     ) -> None:
         super().__init__(
             api_root,
@@ -798,6 +834,7 @@ class AsyncOrderwiseClient(_ClientBase):
             unknown_variant_pattern=unknown_variant_pattern,
             requests_per_second=requests_per_second,
             monotonic=monotonic,
+            omit_fields=omit_fields,
         )
         self._http = AsyncHttp(self._core.http, transport=transport, client=client)
         self._token_lock: asyncio.Lock | None = None
@@ -934,7 +971,7 @@ class AsyncOrderwiseClient(_ClientBase):
         while True:
             spec = self._core.variants_spec(page_size, last_id)
             page = self._core.parse_list(await self._send(spec))
-            rows = [StockVariantRow.model_validate(r) for r in page]
+            rows = self._core.variant_page(page, last_id)
             for row in rows:
                 yield row
             if len(rows) < page_size or not rows:

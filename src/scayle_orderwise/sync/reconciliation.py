@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -53,6 +53,7 @@ from .orders import is_cancelled, is_importable, order_key
 
 __all__ = [
     "PostingsExport",
+    "Progress",
     "erp_summary",
     "export_postings",
     "postings_export",
@@ -64,6 +65,9 @@ __all__ = [
 logger = logging.getLogger("scayle_orderwise.reconciliation")
 
 Bound = date | datetime | None
+
+Progress = Callable[[str], None]
+"""Called with ``"scayle"`` or ``"orderwise"`` each time an order is read from that side."""
 
 
 def _booked_at(order: Order) -> datetime | None:
@@ -120,12 +124,15 @@ def shop_summaries(
     ctx: FlowContext,
     since: Bound = None,
     until: Bound = None,
+    progress: Progress | None = None,
     *,
     period: ReportingPeriod | None = None,
 ) -> Iterator[ShopOrderSummary]:
     """Confirmed SCAYLE orders of the period as the reconciler sees them (mapped, to the penny)."""
     period = period or ReportingPeriod.of(since, until)
     for order in ctx.scayle.iter_orders():
+        if progress is not None:
+            progress("scayle")
         if not _in_period(order, period):
             continue
         cancelled = is_cancelled(order)
@@ -220,12 +227,15 @@ def erp_summaries(
     ctx: FlowContext,
     since: Bound = None,
     until: Bound = None,
+    progress: Progress | None = None,
     *,
     period: ReportingPeriod | None = None,
 ) -> Iterator[ErpOrderSummary]:
     """OrderWise orders of the period that belong to this shop (their reference parses as ours)."""
     period = period or ReportingPeriod.of(since, until)
     for order in ctx.orderwise.iter_order_details(since=period.since, until=period.until):
+        if progress is not None:
+            progress("orderwise")
         if (
             order.reference is None
             or parse_external_reference(order.reference, ctx.mapper.config) is None
@@ -241,12 +251,16 @@ def reconcile_period(
     until: Bound = None,
     tolerance: Tolerance | None = None,
     timezone: str = DEFAULT_TIMEZONE,
+    progress: Progress | None = None,
 ) -> ReconciliationReport:
-    """Reconcile the period (every order when both bounds are ``None``); see :mod:`.periods`."""
+    """Reconcile the period (every order when both bounds are ``None``); see :mod:`.periods`.
+
+    ``progress`` is called with ``"scayle"`` or ``"orderwise"`` for every order read from that side.
+    """
     period = ReportingPeriod.of(since, until, timezone)
     return reconcile_orders(
-        shop_summaries(ctx, period=period),
-        erp_summaries(ctx, period=period),
+        shop_summaries(ctx, progress=progress, period=period),
+        erp_summaries(ctx, progress=progress, period=period),
         period=period.label,
         tolerance=tolerance,
         generated_at=ctx.clock(),

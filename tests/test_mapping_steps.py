@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fixture_paths import SDK_FIXTURES
+from fixture_paths import sdk_fixtures
 from scayle_orderwise import Connector
 from scayle_orderwise.errors import MappingError
 from scayle_orderwise.mapping import MappingConfig, OrderMapper, PaymentMismatchError
@@ -99,9 +99,7 @@ def test_a_membership_discount_paid_with_points_counts() -> None:
 
 def test_scayles_own_example_order_passes_the_payment_check() -> None:
     # SCAYLE's SDK example lists the payment without the service costs (1190 of 1390).
-    if not SDK_FIXTURES.is_dir():
-        pytest.skip("SCAYLE SDK fixtures not found (../shared or SCAYLE_ORDERWISE_SDK_FIXTURES)")
-    order = json.loads((SDK_FIXTURES / "OrderGetResponse.json").read_text())
+    order = json.loads((sdk_fixtures() / "OrderGetResponse.json").read_text())
     assert sum(p["amount"] for p in order["payment"]) != order["cost"]["withTax"]
     german = MappingConfig(tax_codes={"0.19": "T1", "0.07": "T5", "0": "T0"})  # a DE shop
     mapped = OrderMapper(german).map(order)

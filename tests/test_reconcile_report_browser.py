@@ -1,6 +1,7 @@
 """The HTML reports as a real headless browser (Debian ``chromium``) renders them: read the DOM.
 
-Skipped with a reason when no chromium is installed; CI installs it.
+Skipped with a reason when no chromium is installed; CI installs it and sets
+``SCAYLE_ORDERWISE_REQUIRE_BROWSER=1``, which turns a missing browser into a failure.
 """
 
 from __future__ import annotations
@@ -26,16 +27,20 @@ from scayle_orderwise.reconcile.report import to_html
 BROWSER = os.environ.get("SCAYLE_ORDERWISE_CHROMIUM") or next(
     (found for name in ("chromium", "chromium-browser") if (found := shutil.which(name))), None
 )
-pytestmark = pytest.mark.skipif(
-    BROWSER is None, reason="no chromium to render the report (apt-get install -y chromium)"
-)
+NO_BROWSER = "no chromium to render the report (apt-get install -y chromium)"
 
 
 def dump_dom(page: str, tmp_path: Path) -> str:
-    """The DOM chromium builds from ``page`` (loaded from a file, with networking switched off)."""
+    """The DOM chromium builds from ``page`` (loaded from a file, with networking switched off).
+
+    Skips without chromium, or fails when ``SCAYLE_ORDERWISE_REQUIRE_BROWSER`` is set (CI).
+    """
+    if BROWSER is None:
+        if os.environ.get("SCAYLE_ORDERWISE_REQUIRE_BROWSER"):
+            pytest.fail(NO_BROWSER)
+        pytest.skip(NO_BROWSER)
     source = tmp_path / "report.html"
     source.write_text(page, encoding="utf-8")
-    assert BROWSER is not None
     done = subprocess.run(
         [
             BROWSER,

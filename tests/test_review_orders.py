@@ -473,3 +473,47 @@ def test_a_0_1_0_worker_taking_over_a_new_workers_unclear_send_waits_out_the_gra
     store.close()
     old = _run_old_worker(v010_src, ledger, 4802, "queued")
     assert old["orders"] == 1, old["result"]
+
+
+# ------------------------------------------------------------------ 8. costs
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review-orders F10: a webhook-woken pass polls the whole order list and looks up one order",
+)
+def test_the_service_stays_within_the_webhook_driven_call_budget() -> None:
+    """Issue 11 §1: a webhook-driven pass makes at most 3.2 API calls per order on average.
+
+    ``scayle-orderwise serve`` wakes the orders flow for every webhook (``FlowScheduler.wake``
+    runs ``run_pass("orders")``, which calls ``connector.sync_orders()`` *with* the poll). At an
+    ordinary pace (one order per webhook, one pass per webhook) each order costs the walk of the
+    shop's whole order list (no since-filter is known for SCAYLE, so none is set by default), one
+    lookup for a batch of one, the create and the write-back: 7 calls per order over a history of
+    200 orders, growing by one per 100 orders of history (4.0 even with the poll off).
+    """
+    from scayle_orderwise.service.scheduler import FlowScheduler
+
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, range(1, 201))
+    connector = Connector.for_sandbox(sandbox, flows=FlowSettings(backoff_base_seconds=0))
+    assert connector.sync_orders().pushed == 200
+    for _ in range(3):  # the reference write-backs catch up once SCAYLE's ordersWrite budget frees
+        sandbox.clock.advance(120)  # type: ignore[attr-defined]
+        connector.sync_orders(poll=False)
+    assert connector.health().reference_writes_waiting == 0
+    scheduler = FlowScheduler(connector)
+
+    def calls() -> int:
+        return len(sandbox.scayle.requests) + len(sandbox.orderwise.requests)
+
+    before = calls()
+    for order_id in range(201, 221):
+        add_orders(sandbox, [order_id])
+        _webhook(connector, order_id)
+        sandbox.clock.advance(5)  # type: ignore[attr-defined]
+        scheduler.run_pass("orders")  # what the webhook endpoint's wake starts
+    assert orderwise_orders_per_reference(sandbox).total() == 220
+    assert all(ref is not None for ref in _reference_keys(sandbox).values())
+    per_order = (calls() - before) / 20
+    assert per_order <= 3.2, f"{per_order:.1f} API calls per webhook-driven order"

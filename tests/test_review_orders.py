@@ -48,7 +48,9 @@ def _reference_keys(sandbox: Sandbox) -> dict[int, Any]:
 # ------------------------------------------------------------------ 1. the batch lookup in production
 
 
-
+@pytest.mark.xfail(
+    strict=True, reason="review-orders F1: orders_by_references defaults to the sandbox's id 106"
+)
 def test_a_real_installation_configured_as_documented_gets_its_orders() -> None:
     """A user configures the four required export definitions, as docs/configuration.md says.
 
@@ -120,7 +122,9 @@ def _lookup_like_sql_server(sandbox: Sandbox) -> None:
     ow.register_export(ow.export_definitions.orders_by_references, rows, ["refs"])  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(strict=True, reason="review-orders F2: lookup keys are stripped, the flow's are not")
+@pytest.mark.xfail(
+    strict=True, reason="review-orders F2: lookup keys are stripped, the flow's are not"
+)
 def test_a_reference_format_with_a_trailing_space_never_duplicates_an_order() -> None:
     """``mapping.reference_format = "SCAYLE-{order_id} "`` is accepted by the settings.
 
@@ -155,7 +159,8 @@ def _webhook(connector: Connector, order_id: int) -> None:
 
 
 @pytest.mark.xfail(
-    strict=True, reason="review-orders F3: attempted_at is taken before the SCAYLE read, not at send"
+    strict=True,
+    reason="review-orders F3: attempted_at is taken before the SCAYLE read, not at send",
 )
 def test_the_grace_runs_from_when_the_create_left_not_from_when_processing_began() -> None:
     """Grace 330 s, OrderWise's session every 300 s: within the documented rule.
@@ -204,7 +209,8 @@ def test_the_grace_runs_from_when_the_create_left_not_from_when_processing_began
 
 
 @pytest.mark.xfail(
-    strict=True, reason="review-orders F4: the write-back record is written after the acknowledgement"
+    strict=True,
+    reason="review-orders F4: the write-back record is written after the acknowledgement",
 )
 def test_a_failed_reference_write_is_retried_even_if_the_ledger_fails_right_after_the_ack() -> None:
     """SCAYLE refuses the ``PUT reference-key`` (5xx), so the write-back must wait in the ledger.
@@ -244,7 +250,8 @@ def test_a_failed_reference_write_is_retried_even_if_the_ledger_fails_right_afte
 
 
 @pytest.mark.xfail(
-    strict=True, reason="review-orders F5: claims are stamped with the pass's start time (leases born expired)"
+    strict=True,
+    reason="review-orders F5: claims are stamped with the pass's start time (leases born expired)",
 )
 def test_a_long_push_never_claims_with_a_lease_that_has_already_run_out() -> None:
     """A backlog of 40 webhook orders; SCAYLE reads take 10 s each (a busy ordersRead budget).
@@ -286,7 +293,8 @@ def test_a_long_push_never_claims_with_a_lease_that_has_already_run_out() -> Non
 
 
 @pytest.mark.xfail(
-    strict=True, reason="review-orders F6: push_due stops at the first batch made only of seen records"
+    strict=True,
+    reason="review-orders F6: push_due stops at the first batch made only of seen records",
 )
 def test_one_failed_lookup_does_not_stop_the_rest_of_the_poll_from_pushing() -> None:
     """The poll reads two pages of 10 new orders; the lookup for the first page fails once (a 503).
@@ -323,7 +331,9 @@ def test_one_failed_lookup_does_not_stop_the_rest_of_the_poll_from_pushing() -> 
 @pytest.mark.xfail(
     strict=True, reason="review-orders F7: intake's mark races a claim and the whole pass raises"
 )
-def test_a_cancellation_seen_by_the_poll_while_another_worker_holds_the_order_does_not_stop_the_pass() -> None:
+def test_a_cancellation_seen_by_the_poll_while_another_worker_holds_the_order_does_not_stop_the_pass() -> (
+    None
+):
     """Order 4701 waits in the ledger (``pending``, from a webhook); the customer cancels it.
 
     Worker w1's poll reads the record as ``pending`` and marks it ``cancelled``; in between,
@@ -367,6 +377,7 @@ V010 = "df4d454e6e094a23127e642a3428ab5d42d2e36a"
 _OLD_WORKER = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
+import scayle_orderwise
 from flow_helpers import add_orders, stocked_sandbox
 from scayle_orderwise.config import FlowSettings
 from scayle_orderwise.connector import Connector
@@ -381,7 +392,7 @@ sandbox.orderwise_client().create_sales_order(OrderMapper(MappingConfig()).map(o
 old = Connector.for_sandbox(sandbox, store=SqliteStore(ledger), worker_id="v0.1.0",
                             flows=FlowSettings(backoff_base_seconds=0))
 result = old.sync_orders()
-print(json.dumps({"result": str(result),
+print(json.dumps({"module": scayle_orderwise.__file__, "result": str(result),
                   "orders": len(sandbox.orderwise.order_ids(f"SCAYLE-{order_id}"))}))
 """
 
@@ -413,16 +424,14 @@ def _run_old_worker(v010: Path, ledger: Path, order_id: int, mode: str) -> dict[
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "/v010" in subprocess.run(
-        [sys.executable, "-c", "import scayle_orderwise; print(scayle_orderwise.__file__)"],
-        capture_output=True, text=True, env=env,
-    ).stdout  # fmt: skip
     parsed: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert Path(parsed["module"]).is_relative_to(v010), parsed  # 0.1.0 ran, not this checkout
     return parsed
 
 
 @pytest.mark.xfail(
-    strict=True, reason="review-orders F8: a 0.1.0 worker cannot see archived records and re-sends them"
+    strict=True,
+    reason="review-orders F8: a 0.1.0 worker cannot see archived records and re-sends them",
 )
 def test_a_0_1_0_worker_sharing_the_ledger_never_resends_an_archived_order(
     v010_src: Path, tmp_path: Path
@@ -447,7 +456,8 @@ def test_a_0_1_0_worker_sharing_the_ledger_never_resends_an_archived_order(
 
 
 @pytest.mark.xfail(
-    strict=True, reason="review-orders F9: the new version no longer writes what 0.1.0 reads (sent_at)"
+    strict=True,
+    reason="review-orders F9: the new version no longer writes what 0.1.0 reads (sent_at)",
 )
 def test_a_0_1_0_worker_taking_over_a_new_workers_unclear_send_waits_out_the_grace(
     v010_src: Path, tmp_path: Path

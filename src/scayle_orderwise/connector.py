@@ -289,7 +289,14 @@ class Connector:
                 + ", ".join(f"[orderwise.export_definitions] {name}" for name in missing)
                 + " (create them in OrderWise; see the configuration guide)"
             )
-        exports = ExportDefinitions(**{"stock_full": None, **o.export_definitions})  # type: ignore[arg-type]
+        optional = {"stock_full": None, "orders_by_references": None}  # no sandbox ids for real
+        exports = ExportDefinitions(**{**optional, **o.export_definitions})  # type: ignore[arg-type]
+        if exports.orders_by_references is None:
+            logger.warning(
+                "[orderwise.export_definitions] orders_by_references is not set: every order is "
+                "looked up in OrderWise with its own call before its create (one more API call "
+                "per order); create the definition to look up a batch with one call"
+            )
         orderwise = OrderwiseClient(
             o.api_root,
             o.username,

@@ -723,12 +723,14 @@ class OrderwiseClient(_ClientBase):
         return self._core.matching_reference(rows, reference)
 
     def find_orders_by_references(self, references: Iterable[str]) -> dict[str, list[OrderSummary]]:
-        """Orders per reference for many references at once (every reference is a key).
+        """Orders per reference for many references at once (every reference asked is a key;
+        references are compared without surrounding spaces).
 
         One ``orders_by_references`` call per :data:`REFERENCES_PER_LOOKUP` references; one
         ``order_by_reference`` call per reference when that definition is not configured.
         """
-        chunks, single = self._core.reference_chunks(references)
+        asked = list(references)
+        chunks, single = self._core.reference_chunks(asked)
         found: dict[str, list[OrderSummary]] = {}
         export_id = self.export_definitions.orders_by_references
         for chunk in chunks:
@@ -737,7 +739,7 @@ class OrderwiseClient(_ClientBase):
             found.update(self._core.by_reference(rows, chunk))
         for reference in single:
             found[reference] = self.find_orders_by_reference(reference)
-        return found
+        return {reference: found[reference.strip()] for reference in asked}
 
     def iter_order_changes(
         self, since: datetime, *, on_invalid: InvalidRowHandler | None = None
@@ -920,7 +922,8 @@ class AsyncOrderwiseClient(_ClientBase):
         self, references: Iterable[str]
     ) -> dict[str, list[OrderSummary]]:
         """See :meth:`OrderwiseClient.find_orders_by_references`."""
-        chunks, single = self._core.reference_chunks(references)
+        asked = list(references)
+        chunks, single = self._core.reference_chunks(asked)
         found: dict[str, list[OrderSummary]] = {}
         export_id = self.export_definitions.orders_by_references
         for chunk in chunks:
@@ -929,7 +932,7 @@ class AsyncOrderwiseClient(_ClientBase):
             found.update(self._core.by_reference(rows, chunk))
         for reference in single:
             found[reference] = await self.find_orders_by_reference(reference)
-        return found
+        return {reference: found[reference.strip()] for reference in asked}
 
     async def iter_order_changes(
         self, since: datetime, *, on_invalid: InvalidRowHandler | None = None

@@ -93,6 +93,7 @@ class OrderwiseSettings(_Section):
             "stock_changes",
             "order_details",
             "stock_full",
+            "orders_by_references",
         }
         unknown = sorted(set(value) - known)
         if unknown:

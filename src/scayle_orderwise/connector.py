@@ -278,7 +278,9 @@ class Connector:
                 + ", ".join(f"[orderwise.export_definitions] {name}" for name in missing)
                 + " (create them in OrderWise; see the configuration guide)"
             )
-        exports = ExportDefinitions(**{"stock_full": None, **o.export_definitions})  # type: ignore[arg-type]
+        # The optional definitions default to "not configured", never to the sandbox's ids.
+        optional = {"stock_full": None, "orders_by_references": None}
+        exports = ExportDefinitions(**{**optional, **o.export_definitions})  # type: ignore[arg-type]
         orderwise = OrderwiseClient(
             o.api_root,
             o.username,

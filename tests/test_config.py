@@ -94,3 +94,27 @@ def test_the_batch_lookup_definition_is_a_setting_and_never_the_sandbox_id(
         exports = connector.orderwise.export_definitions
     assert exports.orders_by_references == expected
     assert exports.order_by_reference == 32
+
+
+def test_one_name_for_the_postgres_dsn_and_the_old_ones_deprecated() -> None:
+    """Issue 15 B11: SCAYLE_ORDERWISE_STORE__URL; the two older names still work, with a warning."""
+    import warnings
+
+    from scayle_orderwise.config import postgres_dsn_from_env
+
+    dsn = "postgresql://u@db/x"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert postgres_dsn_from_env({"SCAYLE_ORDERWISE_STORE__URL": dsn}) == dsn
+        assert postgres_dsn_from_env({"SCAYLE_ORDERWISE_STORE__URL": "sqlite:///l.db"}) is None
+        assert postgres_dsn_from_env({}) is None
+    for old in ("SCAYLE_ORDERWISE_TEST_PG_DSN", "SCAYLE_ORDERWISE_PG_DSN"):
+        with pytest.warns(DeprecationWarning, match="SCAYLE_ORDERWISE_STORE__URL"):
+            assert postgres_dsn_from_env({old: dsn}) == dsn
+
+
+def test_the_suite_runs_without_the_store_url_in_its_environment() -> None:
+    """conftest reads the DSN once and unsets it, so settings tests see a clean environment."""
+    import os
+
+    assert "SCAYLE_ORDERWISE_STORE__URL" not in os.environ

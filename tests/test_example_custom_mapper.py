@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -60,3 +61,16 @@ def test_main_prints_json(example: ModuleType, capsys: pytest.CaptureFixture[str
     example.main(["--email", "x@bigcorp.example"])
     out = capsys.readouterr().out
     assert '"accountNumber": "BIGC001"' in out
+
+
+def test_both_modes_print_money_the_same_way(
+    example: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 15 B14: the sandbox mode printed amounts as strings, the standalone mode as numbers."""
+    example.main(["--email", "x@bigcorp.example"])
+    standalone = json.loads(capsys.readouterr().out)
+    example.main(["--sandbox", "--email", "x@bigcorp.example"])
+    sandboxed = json.loads(capsys.readouterr().out)
+    assert sandboxed == standalone
+    header = sandboxed["orderHeader"]
+    assert isinstance(header["orderGross"], int | float) and header["orderGross"] == 60.45

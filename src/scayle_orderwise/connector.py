@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from .sync.orders import ORDER_KIND, REFERENCE_KIND, WEBHOOK_KEY, OrderSync, ord
 if TYPE_CHECKING:
     from .reconcile import ReconciliationReport, StockReport, Tolerance
     from .sandbox import Sandbox
+    from .sync.setup_check import SetupReport
 
 __all__ = [
     "Connector",
@@ -70,14 +71,17 @@ class Health:
         return self.quarantined == 0 and not self.open_alerts
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+        """JSON-ready form (``status --json``): open alerts as ``{kind, subject, cause}`` objects."""
         return {
             "ok": self.ok,
             "counts": dict(self.counts),
             "oldest_pending": self.oldest_pending.isoformat() if self.oldest_pending else None,
             "oldest_sent": self.oldest_sent.isoformat() if self.oldest_sent else None,
             "quarantined": self.quarantined,
-            "open_alerts": [list(a) for a in self.open_alerts],
+            "open_alerts": [
+                {"kind": kind, "subject": subject, "cause": cause}
+                for kind, subject, cause in self.open_alerts
+            ],
             "reference_writes_waiting": self.reference_writes_waiting,
             "checked_at": self.checked_at.isoformat(),
         }
@@ -115,8 +119,10 @@ def release_quarantined(
     alert is forgotten too, so the same cause alerts again if it comes back.
     """
     record = store.get(key)
-    if record is None or record.state != State.QUARANTINED:
-        raise ConfigError(f"{key} is not quarantined")
+    if record is None:
+        raise ConfigError(f"{key} is not in the ledger")
+    if record.state != State.QUARANTINED:
+        raise ConfigError(f"{key} is {record.state}, not quarantined")
     store.mark(key, State.PENDING, reason=reason, actor=actor)
     if record.kind == ORDER_KIND:
         AlertDispatcher(state=store).resolve(AlertKind.ORDER_QUARANTINED, record.subject)
@@ -134,8 +140,12 @@ def open_store(url: str, *, clock: Clock | None = None) -> IdempotencyStore:
 
         return SqliteStore(url.removeprefix("sqlite:///"), clock=clock)
     if url.startswith(("postgresql://", "postgres://")):
-        from .store import PostgresStore
-
+        try:
+            from .store.postgres import PostgresStore
+        except ImportError:
+            raise ConfigError(
+                "a PostgreSQL ledger needs the postgres extra: pip install 'scayle-orderwise[postgres]'"
+            ) from None
         return PostgresStore(url, clock=clock)
     raise ConfigError(
         f"unsupported store URL {url.split('://')[0]}://...: use memory://, sqlite:/// or postgresql://"
@@ -232,9 +242,10 @@ class Connector:
         mapper = (
             mapping if isinstance(mapping, OrderMapper) else OrderMapper(mapping or MappingConfig())
         )
+        omitted = base.orderwise.omitted_fields()
         return cls(
             scayle=sandbox.scayle_client(),
-            orderwise=sandbox.orderwise_client(),
+            orderwise=sandbox.orderwise_client(**({"omit_fields": omitted} if omitted else {})),
             store=store,
             mapper=mapper,
             alerts=alerts,
@@ -266,7 +277,7 @@ class Connector:
 
         scayle = ScayleClient(
             s.base_url,
-            s.token.get_secret_value(),
+            s.token,
             shop_key=s.shop_key,
             country_code=s.country_code,
             company_id=s.company_id,
@@ -284,10 +295,11 @@ class Connector:
         orderwise = OrderwiseClient(
             o.api_root,
             o.username,
-            o.password.get_secret_value(),
+            o.password,
             session_id=o.session_id,
             export_definitions=exports,
             cancel_endpoint=o.cancel_endpoint,
+            omit_fields=o.omitted_fields(),
         )
         if settings.inventory.default_warehouse is None and s.default_warehouse:
             inventory = settings.inventory.model_copy(
@@ -420,14 +432,18 @@ class Connector:
         until: datetime | None = None,
         *,
         tolerance: Tolerance | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> ReconciliationReport:
         """Reconcile SCAYLE orders against OrderWise orders for a period (all orders by default).
 
         ``tolerance`` tunes which rounding variances are explained (default: the derived bounds).
+        ``progress`` is called with ``"scayle"`` or ``"orderwise"`` for every order read.
         """
         from .sync.reconciliation import reconcile_period
 
-        return reconcile_period(self.context, since=since, until=until, tolerance=tolerance)
+        return reconcile_period(
+            self.context, since=since, until=until, tolerance=tolerance, progress=progress
+        )
 
     def export_postings(self, *, since: datetime, until: datetime) -> str:
         """The period's batched financial postings as CSV (see :mod:`.reconcile.postings`)."""
@@ -442,6 +458,14 @@ class Connector:
         return InventorySync(self.context).drift_report()
 
     # ------------------------------------------------------------------------------------ monitoring
+
+    def check_setup(self) -> SetupReport:
+        """Check the SCAYLE tenant against the settings: warehouses and carriers the configuration
+        names that SCAYLE lacks (see :mod:`.sync.setup_check`). Run it at start-up; the flows
+        reuse the lists it read."""
+        from .sync.setup_check import check_setup
+
+        return check_setup(self.context)
 
     def health(self) -> Health:
         """Ledger counts, the oldest pending and sent orders, quarantined count, open alerts."""

@@ -218,6 +218,9 @@ class OrderwiseSandbox:
     - ``exports_permitted``: ``False`` answers 403 to export definitions (missing module permission).
     - ``allocate_stock``: accepted orders reduce free stock, cancellations give it back (default ``True``).
     - ``token_ttl``: token lifetime (default 1 hour); :meth:`revoke_tokens` invalidates every token.
+    - ``variants_honour_last_id``: ``GET stock/variants`` pages by ``last_id`` (default ``True``);
+      ``False`` answers the first page whatever ``last_id`` says, as an installation that does not
+      know the parameter would.
     """
 
     def __init__(
@@ -253,6 +256,7 @@ class OrderwiseSandbox:
         self.exports_permitted = True
         self.allocate_stock = True
         self.token_ttl = timedelta(hours=1)
+        self.variants_honour_last_id = True
         self.status_map: Mapping[str, CanonicalStatus | str] = DEFAULT_STATUS_MAP
         self.default_stock_location_id = 1
         self.couriers: dict[str, tuple[str, str]] = dict(_DEFAULT_COURIERS)
@@ -762,7 +766,7 @@ class OrderwiseSandbox:
 
     def _stock_variants(self, request: httpx.Request) -> httpx.Response:
         limit = _int(request.url.params.get("limit"), 1000)
-        last_id = _int(request.url.params.get("last_id"), 0)
+        last_id = _int(request.url.params.get("last_id"), 0) if self.variants_honour_last_id else 0
         rows = sorted(
             (v for v in self._variants.values() if v.variant_id > last_id),
             key=lambda v: v.variant_id,

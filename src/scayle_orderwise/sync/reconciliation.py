@@ -8,7 +8,7 @@ order, and the reconciler sorts externally, so memory stays bounded for a month 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
 
@@ -32,7 +32,10 @@ from ..scayle.models import Order
 from .context import FlowContext
 from .orders import is_cancelled, is_importable
 
-__all__ = ["erp_summary", "export_postings", "reconcile_period", "shop_summaries"]
+__all__ = ["Progress", "erp_summary", "export_postings", "reconcile_period", "shop_summaries"]
+
+Progress = Callable[[str], None]
+"""Called with ``"scayle"`` or ``"orderwise"`` each time an order is read from that side."""
 
 
 def _in_period(order: Order, since: datetime | None, until: datetime | None) -> bool:
@@ -49,10 +52,15 @@ def _goods_only(lines: tuple[LineSummary, ...]) -> tuple[LineSummary, ...]:
 
 
 def shop_summaries(
-    ctx: FlowContext, since: datetime | None = None, until: datetime | None = None
+    ctx: FlowContext,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    progress: Progress | None = None,
 ) -> Iterator[ShopOrderSummary]:
     """Confirmed SCAYLE orders of the period as the reconciler sees them (mapped, to the penny)."""
     for order in ctx.scayle.iter_orders():
+        if progress is not None:
+            progress("scayle")
         if not _in_period(order, since, until):
             continue
         cancelled = is_cancelled(order)
@@ -153,10 +161,15 @@ def _reverse_codes(ctx: FlowContext) -> dict[str, str]:
 
 
 def erp_summaries(
-    ctx: FlowContext, since: datetime | None = None, until: datetime | None = None
+    ctx: FlowContext,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    progress: Progress | None = None,
 ) -> Iterator[ErpOrderSummary]:
     """OrderWise orders of the period that belong to this shop (their reference parses as ours)."""
     for order in ctx.orderwise.iter_order_details(since=since, until=until):
+        if progress is not None:
+            progress("orderwise")
         if (
             order.reference is None
             or parse_external_reference(order.reference, ctx.mapper.config) is None
@@ -171,14 +184,18 @@ def reconcile_period(
     since: datetime | None = None,
     until: datetime | None = None,
     tolerance: Tolerance | None = None,
+    progress: Progress | None = None,
 ) -> ReconciliationReport:
-    """Reconcile the period (every order when both bounds are ``None``)."""
+    """Reconcile the period (every order when both bounds are ``None``).
+
+    ``progress`` is called with ``"scayle"`` or ``"orderwise"`` for every order read from that side.
+    """
     period = None
     if since is not None or until is not None:
         period = f"{since.isoformat() if since else '…'} – {until.isoformat() if until else '…'}"
     return reconcile_orders(
-        shop_summaries(ctx, since, until),
-        erp_summaries(ctx, since, until),
+        shop_summaries(ctx, since, until, progress),
+        erp_summaries(ctx, since, until, progress),
         period=period,
         tolerance=tolerance,
     )

@@ -289,7 +289,8 @@ class Connector:
                 + ", ".join(f"[orderwise.export_definitions] {name}" for name in missing)
                 + " (create them in OrderWise; see the configuration guide)"
             )
-        optional = {"stock_full": None, "orders_by_references": None}  # no sandbox ids for real
+        # The optional definitions default to "not configured", never to the sandbox's ids.
+        optional = {"stock_full": None, "orders_by_references": None}
         exports = ExportDefinitions(**{**optional, **o.export_definitions})  # type: ignore[arg-type]
         if exports.orders_by_references is None:
             logger.warning(
@@ -379,9 +380,11 @@ class Connector:
         Raises only the library's own errors, whatever the body: :class:`WebhookAuthError` (wrong
         credentials), :class:`WebhookTooLargeError` (over ``scayle.webhook_max_body_bytes``),
         :class:`MalformedWebhookError` (not an envelope, or an intake/cancellation event without a
-        usable order id) and :class:`StoreError` (the ledger failed). Duplicates are recognised
-        across workers through the store: an order event for an order the ledger already holds, or
-        another event with the same envelope ``key`` (the same envelope when it has none). The
+        usable order id) and :class:`StoreError` (the ledger failed). Duplicates (another event
+        with the same envelope ``key``, or the same envelope when it has none) are recognised
+        across workers through the store: a new order's ledger record notes its envelope
+        (``webhook_key`` in the payload, one write); a further envelope for an order already
+        recorded is noted on its own and answered ``recorded`` (recording is idempotent). The
         order is never trusted from the payload: the flow re-reads it from the API.
         """
         s = self.settings.scayle

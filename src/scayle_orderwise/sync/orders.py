@@ -566,6 +566,8 @@ class OrderSync:
             result.add("reference_deferred")  # waits in the ledger until ordersWrite frees up
         else:
             written = self._write_reference(order_id, reference)
+            if not written:
+                result.add("reference_write_failed")  # waits in the ledger; later passes retry
         if not written:
             # Noted before the acknowledgement, so a ledger failure in between loses nothing.
             ctx.store.ensure(reference_key(order_id), kind=REFERENCE_KIND, subject=str(order_id))
@@ -649,6 +651,7 @@ class OrderSync:
                     result.add("references_written")
                 else:
                     ctx.release(record, "reference write failed", backoff=True)
+                    result.add("reference_write_failed")
 
     def _quarantine(self, record: Record, reason: str, code: str, result: SyncResult) -> None:
         ctx = self.ctx

@@ -54,7 +54,11 @@ from scayle_orderwise.connector import Connector
 from scayle_orderwise.mapping import OrderMapper
 from scayle_orderwise.store import IdempotencyStore, MemoryStore, SqliteStore, State
 
-FLOWS = FlowSettings(backoff_base_seconds=0, resend_grace_seconds=0)
+# Write-backs wait for SCAYLE's ordersWrite budget here (the sandbox's clock is virtual, so waiting
+# costs no time) rather than waiting in the ledger: every order's whole cost lands in one pass.
+FLOWS = FlowSettings(
+    backoff_base_seconds=0, resend_grace_seconds=0, reference_write_max_wait_seconds=3600
+)
 TARGET_CALLS = {"webhook": 3.2, "poll": 3.0}
 TARGET_WRITES = 4.0
 PG_ENV = STORE_URL_ENV  # a postgresql:// DSN; the old SCAYLE_ORDERWISE_TEST_PG_DSN still works

@@ -128,13 +128,12 @@ def _worker_env(server: SandboxServer, dsn: str, schema: str, worker_id: str) ->
                 "stock_changes": exports.stock_changes,
                 "order_details": exports.order_details,
                 "stock_full": exports.stock_full,
+                "orders_by_references": exports.orders_by_references,
             }
         ),
         # Demo timing: retry unclear outcomes on the next pass instead of waiting 15 minutes.
         "SCAYLE_ORDERWISE_FLOWS__BACKOFF_BASE_SECONDS": "0",
         "SCAYLE_ORDERWISE_FLOWS__RESEND_GRACE_SECONDS": "0",
-        # Small claims so that the work spreads over the workers (production: the default 100).
-        "SCAYLE_ORDERWISE_FLOWS__BATCH_SIZE": "10",
         "SCAYLE_ORDERWISE_ALERTS__LOG": "false",
         "SCAYLE_ORDERWISE_STORE__URL": dsn,
         "SCAYLE_ORDERWISE_WORKER_ID": worker_id,

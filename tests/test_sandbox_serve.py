@@ -192,6 +192,8 @@ def test_sandbox_serve_prints_a_config_that_the_command_line_runs_with(tmp_path:
             "stock_changes",
             "order_details",
         }
+        # The batch lookup the orders flow runs before every create (one call per claimed batch).
+        assert printed["orderwise"]["export_definitions"]["orders_by_references"] == 106
         assert set(secrets) == {
             "SCAYLE_ORDERWISE_SCAYLE__TOKEN",
             "SCAYLE_ORDERWISE_ORDERWISE__PASSWORD",

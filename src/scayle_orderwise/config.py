@@ -128,6 +128,7 @@ class OrderwiseSettings(_Section):
             "stock_changes",
             "order_details",
             "stock_full",
+            "orders_by_references",
         }
         unknown = sorted(set(value) - known)
         if unknown:
@@ -270,6 +271,9 @@ class FlowSchedule(_Section):
     enabled: bool = True
     interval_seconds: float = Field(default=60.0, gt=0)
     stall_after_seconds: int | None = Field(default=None, gt=0)
+    wake_delay_seconds: float = Field(default=2.0, ge=0)
+    """When a webhook wakes the flow, wait this long first so a burst of events shares one pass
+    (the orders flow looks a whole batch up in OrderWise with one call)."""
 
 
 class ServiceSettings(_Section):

@@ -295,7 +295,15 @@ class Connector:
                 + ", ".join(f"[orderwise.export_definitions] {name}" for name in missing)
                 + " (create them in OrderWise; see the configuration guide)"
             )
-        exports = ExportDefinitions(**{"stock_full": None, **o.export_definitions})  # type: ignore[arg-type]
+        # The optional definitions default to "not configured", never to the sandbox's ids.
+        optional = {"stock_full": None, "orders_by_references": None}
+        exports = ExportDefinitions(**{**optional, **o.export_definitions})  # type: ignore[arg-type]
+        if exports.orders_by_references is None:
+            logger.warning(
+                "[orderwise.export_definitions] orders_by_references is not set: every order is "
+                "looked up in OrderWise with its own call before its create (one more API call "
+                "per order); create the definition to look up a batch with one call"
+            )
         orderwise = OrderwiseClient(
             o.api_root,
             o.username,
@@ -386,9 +394,11 @@ class Connector:
         Raises only the library's own errors, whatever the body: :class:`WebhookAuthError` (wrong
         credentials), :class:`WebhookTooLargeError` (over ``scayle.webhook_max_body_bytes``),
         :class:`MalformedWebhookError` (not an envelope, or an intake/cancellation event without a
-        usable order id) and :class:`StoreError` (the ledger failed). Duplicates are recognised
-        across workers through the store: an order event for an order the ledger already holds, or
-        another event with the same envelope ``key`` (the same envelope when it has none). The
+        usable order id) and :class:`StoreError` (the ledger failed). Duplicates (another event
+        with the same envelope ``key``, or the same envelope when it has none) are recognised
+        across workers through the store: a new order's ledger record notes its envelope
+        (``webhook_key`` in the payload, one write); a further envelope for an order already
+        recorded is noted on its own and answered ``recorded`` (recording is idempotent). The
         order is never trusted from the payload: the flow re-reads it from the API.
         """
         s = self.settings.scayle

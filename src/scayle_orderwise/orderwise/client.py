@@ -94,6 +94,14 @@ DEFAULT_UNKNOWN_VARIANT_PATTERN = (
 )
 """Regex finding the variant code in an "unknown variant" 400 (group ``code``) [I]."""
 
+
+def same_reference(reference: str) -> str:
+    """How two e-commerce order numbers are compared: without surrounding spaces, ignoring case
+    (OrderWise's SQL Server compares text case-insensitively by default, so its lookups answer
+    ``scayle-1001`` for ``SCAYLE-1001``; both are the same order)."""
+    return reference.strip().casefold()
+
+
 REFERENCES_PER_LOOKUP = 100
 """Most references sent in one ``orders_by_references`` call; longer lists take several calls."""
 
@@ -453,11 +461,11 @@ class _OrderwiseCore:
 
     @staticmethod
     def matching_reference(rows: list[dict[str, Any]], reference: str) -> list[OrderSummary]:
-        wanted = reference.strip()
+        wanted = same_reference(reference)
         kept = [
             r
             for r in rows
-            if r.get("externalRef") is None or str(r.get("externalRef")).strip() == wanted
+            if r.get("externalRef") is None or same_reference(str(r["externalRef"])) == wanted
         ]
         return OrderSummary.from_rows(kept)
 
@@ -483,7 +491,8 @@ class _OrderwiseCore:
         rows: list[dict[str, Any]], references: Iterable[str]
     ) -> dict[str, list[OrderSummary]]:
         """Rows of an ``orders_by_references`` call grouped per wanted reference (all keys present)."""
-        found: dict[str, list[dict[str, Any]]] = {r: [] for r in references}
+        wanted = {r: same_reference(r) for r in references}
+        found: dict[str, list[dict[str, Any]]] = {key: [] for key in wanted.values()}
         for row in rows:
             ref = row.get("externalRef")
             if ref is None:
@@ -491,10 +500,10 @@ class _OrderwiseCore:
                     "the orders_by_references export definition returned a row without "
                     "externalRef; its SQL must return the e-commerce order number as externalRef"
                 )
-            key = str(ref).strip()
+            key = same_reference(str(ref))
             if key in found:
                 found[key].append(row)
-        return {ref: OrderSummary.from_rows(kept) for ref, kept in found.items()}
+        return {ref: OrderSummary.from_rows(found[key]) for ref, key in wanted.items()}
 
     def stock_full_id(self) -> int:
         if self.export_definitions.stock_full is None:
@@ -723,12 +732,14 @@ class OrderwiseClient(_ClientBase):
         return self._core.matching_reference(rows, reference)
 
     def find_orders_by_references(self, references: Iterable[str]) -> dict[str, list[OrderSummary]]:
-        """Orders per reference for many references at once (every reference is a key).
+        """Orders per reference for many references at once (every reference asked is a key;
+        references are compared without surrounding spaces).
 
         One ``orders_by_references`` call per :data:`REFERENCES_PER_LOOKUP` references; one
         ``order_by_reference`` call per reference when that definition is not configured.
         """
-        chunks, single = self._core.reference_chunks(references)
+        asked = list(references)
+        chunks, single = self._core.reference_chunks(asked)
         found: dict[str, list[OrderSummary]] = {}
         export_id = self.export_definitions.orders_by_references
         for chunk in chunks:
@@ -737,7 +748,7 @@ class OrderwiseClient(_ClientBase):
             found.update(self._core.by_reference(rows, chunk))
         for reference in single:
             found[reference] = self.find_orders_by_reference(reference)
-        return found
+        return {reference: found[reference.strip()] for reference in asked}
 
     def iter_order_changes(
         self, since: datetime, *, on_invalid: InvalidRowHandler | None = None
@@ -920,7 +931,8 @@ class AsyncOrderwiseClient(_ClientBase):
         self, references: Iterable[str]
     ) -> dict[str, list[OrderSummary]]:
         """See :meth:`OrderwiseClient.find_orders_by_references`."""
-        chunks, single = self._core.reference_chunks(references)
+        asked = list(references)
+        chunks, single = self._core.reference_chunks(asked)
         found: dict[str, list[OrderSummary]] = {}
         export_id = self.export_definitions.orders_by_references
         for chunk in chunks:
@@ -929,7 +941,7 @@ class AsyncOrderwiseClient(_ClientBase):
             found.update(self._core.by_reference(rows, chunk))
         for reference in single:
             found[reference] = await self.find_orders_by_reference(reference)
-        return found
+        return {reference: found[reference.strip()] for reference in asked}
 
     async def iter_order_changes(
         self, since: datetime, *, on_invalid: InvalidRowHandler | None = None

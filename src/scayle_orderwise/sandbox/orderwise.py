@@ -294,6 +294,8 @@ class OrderwiseSandbox:
         self._customers: dict[int, str] = {1: "WEB001"}
         self._variants: dict[str, _Variant] = {}
         self._orders: dict[int, _Order] = {}
+        # By e-commerce order number, compared as SQL Server's default collation does (ignoring
+        # case and trailing spaces).
         self._ids_by_reference: dict[str, list[int]] = {}
         self._next_variant_id = 1001
         self._next_service_id = _FIRST_SERVICE_ID
@@ -725,7 +727,9 @@ class OrderwiseSandbox:
             raise _HttpError(400, "The request is invalid.")
         order = self._validate_order(body, session_id)
         if order.reference is not None and self.duplicate_policy != "allow":
-            existing = [self._orders[i] for i in self._ids_by_reference.get(order.reference, [])]
+            existing = [
+                self._orders[i] for i in self._ids_by_reference.get(_ref_key(order.reference), [])
+            ]
             if existing and self.duplicate_policy == "reject":
                 raise _HttpError(
                     400, f"An order with eCommerce order number '{order.reference}' already exists."
@@ -740,7 +744,7 @@ class OrderwiseSandbox:
         order.visible = not self.queue_orders
         self._orders[order.order_id] = order
         if order.reference is not None:
-            self._ids_by_reference.setdefault(order.reference, []).append(order.order_id)
+            self._ids_by_reference.setdefault(_ref_key(order.reference), []).append(order.order_id)
         self.sales_orders.append(body)
         self._touch(order)
         if order.visible:
@@ -943,7 +947,7 @@ class OrderwiseSandbox:
         return [o for o in sorted(self._orders.values(), key=lambda o: o.order_id) if o.visible]
 
     def _visible_by_reference(self, reference: str) -> list[_Order]:
-        orders = (self._orders[i] for i in self._ids_by_reference.get(reference, []))
+        orders = (self._orders[i] for i in self._ids_by_reference.get(_ref_key(reference), []))
         return [o for o in orders if o.visible]
 
     def _export_order_by_reference(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -1054,7 +1058,7 @@ class OrderwiseSandbox:
         if isinstance(reference, int):
             found = self._orders.get(reference)
             return [found] if found else []
-        by_ref = [self._orders[i] for i in self._ids_by_reference.get(reference, [])]
+        by_ref = [self._orders[i] for i in self._ids_by_reference.get(_ref_key(reference), [])]
         if by_ref or not reference.isdigit():
             return sorted(by_ref, key=lambda o: o.order_id)
         found = self._orders.get(int(reference))
@@ -1143,6 +1147,10 @@ def _created(order: _Order) -> dict[str, Any]:
         "orderNumber": order.order_number,
         "eCommerceOrderNumber": order.reference,
     }
+
+
+def _ref_key(reference: str) -> str:
+    return reference.rstrip().casefold()
 
 
 def _changes_state(request: httpx.Request) -> bool:

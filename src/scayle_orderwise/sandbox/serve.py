@@ -146,6 +146,7 @@ class SandboxServer(ThreadingHTTPServer):
                 "stock_changes",
                 "order_details",
                 "stock_full",
+                "orders_by_references",
             )
             if getattr(exports, name, None) is not None
         )

@@ -21,9 +21,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__
 from ._cli_errors import CommandGroup, err_console, fail, set_debug
 from ._cli_progress import host_notices, reading_progress
+from ._version import __version__
 from .config import ConnectorSettings
 from .errors import ConfigError, ConnectorError, StoreError
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import jinja2
 
+from .._version import __version__
 from ..money import Money
 from .orders import Discrepancy, ReconciliationReport
 from .reasons import Reason, StockReason, Tier
@@ -184,12 +185,6 @@ def _generated(when: datetime | None) -> str:
     return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
 
 
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
-
-
 def to_html(
     report: AnyReport, *, title: str | None = None, generated_at: datetime | None = None
 ) -> str:
@@ -304,7 +299,7 @@ def _orders_html(report: ReconciliationReport, title: str, generated_at: datetim
         title=title,
         subtitle=period,
         generated=_generated(generated_at or report.generated_at),
-        version=_version(),
+        version=__version__,
         verdict={"css": css, "text": text},
         figures=[(label, _count(n)) for label, n in figures],
         totals=totals,
@@ -368,7 +363,7 @@ def _stock_html(report: StockReport, title: str, generated_at: datetime | None) 
         title=title,
         subtitle="OrderWise free stock (after the buffers) against SCAYLE stock, per SKU and warehouse",
         generated=_generated(generated_at),
-        version=_version(),
+        version=__version__,
         verdict={"css": css, "text": text},
         figures=[(label, _count(count)) for label, count in figures],
         groups=groups,

@@ -27,7 +27,6 @@ import httpx
 import pydantic
 from pydantic import SecretStr
 
-from .. import __version__
 from .._http import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
@@ -39,6 +38,7 @@ from .._http import (
     RetryPolicy,
     SyncHttp,
 )
+from .._version import __version__
 from ..errors import ApiError, ConfigError, InvalidResponseError
 from ..redaction import as_secret
 from .models import (

@@ -20,7 +20,7 @@ from ..orderwise.models import OrderChangeRow
 from ..orderwise.statuses import CanonicalStatus, canonical_status
 from .bad_rows import BadRows
 from .context import FlowContext, SyncResult
-from .orders import ORDER_KIND
+from .scayle_order import ORDER_KIND
 
 __all__ = ["ChangeFeed", "note_unknown_statuses", "scayle_order_id", "whole_units"]
 

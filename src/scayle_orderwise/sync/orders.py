@@ -58,6 +58,14 @@ from ..scayle.models import Order
 from ..store import Record, State
 from ..store.base import ClaimHeldError
 from .context import FlowContext, SyncResult
+from .scayle_order import (
+    CANCELLED_ORDER_CODES,
+    IMPORTABLE_ORDER_CODES,
+    ORDER_KIND,
+    is_cancelled,
+    is_importable,
+    order_key,
+)
 
 __all__ = [
     "ATTEMPTED_AT",
@@ -74,7 +82,6 @@ __all__ = [
     "reference_key",
 ]
 
-ORDER_KIND = "order"
 REFERENCE_KIND = "reference_write"
 """Ledger kind of a reference write-back to SCAYLE that waits (for budget, or after a failure)."""
 ATTEMPTED_AT = "attempted_at"
@@ -85,49 +92,6 @@ WEBHOOK_KEY = "webhook_key"
 """Payload field: the de-duplication key of the webhook envelope that recorded the order."""
 POLL_WATERMARK = "orders:poll_watermark"
 NOT_CONFIRMED = "not confirmed in SCAYLE yet"
-
-IMPORTABLE_ORDER_CODES = frozenset(
-    {"order_confirmed", "order_delegated", "order_shipped", "order_invoiced"}
-)
-"""``detailedStatus.order.code`` values of orders SCAYLE has confirmed (payment authorised)."""
-
-IMPORTABLE_STATUSES = frozenset(
-    {"payment_reserved", "invoice_completed", "invoice_partially_completed"}
-)
-"""Coarse ``status`` values that also mean confirmed, for orders without a detailed status."""
-
-CANCELLED_ORDER_CODES = frozenset({"order_cancelled", "order_canceled", "order_aborted"})
-CANCELLED_STATUSES = frozenset({"cancellation_pending", "cancellation_completed"})
-
-
-def order_key(order_id: int | str) -> str:
-    """The ledger key of a SCAYLE order."""
-    return f"order:{order_id}"
-
-
-def _order_code(order: Order) -> str | None:
-    detailed = order.detailed_status
-    if detailed is not None and detailed.order is not None:
-        return detailed.order.code
-    return None
-
-
-def is_cancelled(order: Order) -> bool:
-    """True when the whole order is cancelled in SCAYLE (status, or every item cancelled)."""
-    if _order_code(order) in CANCELLED_ORDER_CODES or str(order.status) in CANCELLED_STATUSES:
-        return True
-    items = order.items or []
-    return bool(items) and all(
-        str(item.status) == "cancelled" or item.cancelled_at is not None for item in items
-    )
-
-
-def is_importable(order: Order) -> bool:
-    """True when SCAYLE has confirmed the order (abandoned or unpaid checkouts are never imported)."""
-    code = _order_code(order)
-    if code is not None:
-        return code in IMPORTABLE_ORDER_CODES
-    return str(order.status) in IMPORTABLE_STATUSES
 
 
 class OrderSync:

@@ -49,7 +49,7 @@ from ..reconcile.postings import (
 from ..scayle.models import Order
 from ..store import Record, State
 from .context import FlowContext
-from .orders import is_cancelled, is_importable, order_key
+from .scayle_order import is_cancelled, is_importable, order_key
 
 __all__ = [
     "PostingsExport",

@@ -23,7 +23,7 @@ from ..change_feed import note_unknown_statuses, scayle_order_id, whole_units
 from ..context import FlowContext, SyncResult
 from ..order_hold import hold_order
 from ..order_units import ledger_lines
-from ..orders import order_key
+from ..scayle_order import order_key
 from .outcomes import Done, Outcomes
 from .records import CANCELLATION_KIND, erp_cancellation_key
 

@@ -34,7 +34,7 @@ from ...store import InvalidTransitionError, Record, State
 from ..change_feed import whole_units
 from ..context import FlowContext, SyncResult
 from ..order_units import ledger_lines, pushed_item_ids, removed_item_ids
-from ..orders import ORDER_KIND, is_cancelled, order_key
+from ..scayle_order import ORDER_KIND, is_cancelled, order_key
 from .outcomes import Done, Outcomes
 from .records import record_shop_cancellation, shop_cancellation_key
 

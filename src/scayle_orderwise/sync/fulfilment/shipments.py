@@ -31,7 +31,7 @@ from ..claims import claim_due
 from ..context import FlowContext, SyncResult
 from ..order_hold import hold_order
 from ..order_units import SHIPMENT_KIND, ledger_lines, removed_item_ids, service_codes
-from ..orders import order_key
+from ..scayle_order import order_key
 from .carriers import carrier_for
 from .packages import NO_CONSIGNMENT_REASON, consignment_of, package_key, package_subject
 

@@ -1,7 +1,9 @@
-"""A hostile review of the exactly-once orders flow (issue 11 §1-2 and §6, the orders side of issue 13).
+"""Regressions of the orders flow (``sync/orders.py``): each test reproduces a defect a review found.
 
-Each test is one reproduction of a defect a review found: it states the scenario, what a user must
-be able to rely on, and asserts exactly that.
+The defects were found by a hostile review of exactly-once (the batch lookup, the grace invariant,
+reference write-backs, leases, a rolling upgrade, the call budget). Each test states the scenario,
+what a user must be able to rely on, and asserts exactly that; the flow's ordinary behaviour is in
+``test_sync_orders.py``, its crash recovery in ``test_orders_recovery.py``.
 """
 
 from __future__ import annotations

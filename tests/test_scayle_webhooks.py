@@ -1,4 +1,7 @@
-"""Webhooks refuse what cannot be used (issue 11 §3): order ids, foreign bodies, dedupe keys, size."""
+"""SCAYLE webhooks (`scayle/webhooks.py`, `Connector.ingest_webhook`): what cannot be used is refused.
+
+Order ids that are not positive ASCII integers, foreign bodies, dedupe keys and body size (issue 11 §3).
+"""
 
 from __future__ import annotations
 

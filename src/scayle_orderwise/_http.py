@@ -277,7 +277,7 @@ class ScopeState:
 
 
 class RateBudget:
-    """Client-side rate budget per SCAYLE rate-limit scope. Thread-safe.
+    """Client-side rate budget per SCAYLE rate-limit scope, for one process. Thread-safe.
 
     Fed by the ``X-RateLimit-Scope/Limit/Remaining/Reset`` headers of every answer (``Reset`` =
     seconds until the window resets). Before a call, :meth:`reserve` takes one unit of the scope's
@@ -285,7 +285,8 @@ class RateBudget:
     no more than ``headroom``) is left. ``limits`` configures scopes statically before any header
     was seen: ``{"ordersWrite": (300, 60.0)}`` (requests per window seconds); the same mechanism
     serves as a simple pacer for APIs without rate-limit headers (OrderWise). ``clock`` is
-    injectable.
+    injectable. Workers sharing a ledger share one budget instead:
+    :class:`~scayle_orderwise.store.shared_budget.SharedRateBudget` (same methods).
     """
 
     def __init__(
@@ -331,6 +332,28 @@ class RateBudget:
         of a window may arrive in the next.
         """
         return self._reserve(scope, True)
+
+    def peek(self, scope: str | None) -> float:
+        """Seconds until a call of ``scope`` could go (``0.0``: now), taking nothing.
+
+        For callers that can put a call off (a reference write-back) rather than wait for it.
+        """
+        if scope is None:
+            return 0.0
+        now = self._clock()
+        with self._lock:
+            st = self._states.get(self._resolve(scope))
+            if st is None:
+                return 0.0
+            if st.reset_at is not None and now >= st.reset_at:
+                if st.limit is None or st.limit - st.in_flight > self._headroom:
+                    return 0.0
+                return st.window or 1.0
+            if st.remaining > self._headroom:
+                return 0.0
+            if st.reset_at is None:
+                return st.window or 1.0
+            return max(st.reset_at - now, 0.001)
 
     def release(self, scope: str | None) -> None:
         """The answer to a call granted by :meth:`reserve_tracked` arrived (or it failed)."""

@@ -1,0 +1,117 @@
+"""A discrete-event simulation of workers calling a rate-limited SCAYLE scope.
+
+The server counts arrivals in fixed windows that start with the first call after the last window
+ended (as SCAYLE and the sandbox do), answers 429 past the limit and sends ``X-RateLimit-*``
+headers (``Reset`` rounded up to whole seconds). Each worker calls in a loop: ask its budget, wait
+if told to, send (the call arrives ``0..latency`` later), read the answer (``0..latency`` later),
+and go again. Time is simulated, so minutes of traffic run in milliseconds.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Callable
+
+import attrs
+
+from scayle_orderwise._http import RateBudget
+
+SCOPE = "ordersWrite"
+
+
+class FixedWindowServer:
+    """SCAYLE's counting for one scope."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self.start: float | None = None
+        self.count = 0
+        self.accepted = 0
+        self.refused = 0
+
+    def arrive(self, now: float) -> tuple[int, dict[str, str]]:
+        if self.start is None or now >= self.start + self.window:
+            self.start, self.count = now, 0
+        reset = max(0, math.ceil(self.start + self.window - now))
+        if self.count >= self.limit:
+            self.refused += 1
+            status = 429
+        else:
+            self.count += 1
+            self.accepted += 1
+            status = 200
+        return status, {
+            "x-ratelimit-scope": SCOPE,
+            "x-ratelimit-limit": str(self.limit),
+            "x-ratelimit-remaining": str(self.limit - self.count),
+            "x-ratelimit-reset": str(reset),
+        }
+
+
+@attrs.frozen
+class Outcome:
+    accepted: int
+    refused: int
+    feasible: float  # what the workers could have had: min(limit-bound, latency-bound)
+
+
+def simulate(
+    budgets: list[RateBudget],
+    *,
+    limit: int,
+    window: float,
+    duration: float,
+    latency: float,
+    seed: int,
+    clock: list[float],
+    think: float = 0.025,
+) -> Outcome:
+    """Run one worker per entry of ``budgets`` (entries may repeat: threads sharing a budget).
+
+    ``clock`` is the one-element list the budgets read their time from.
+    """
+    rng = random.Random(seed)
+    server = FixedWindowServer(limit, window)
+    queue: list[tuple[float, int, Callable[[], None]]] = []
+    counter = [0]
+
+    def later(at: float, action: Callable[[], None]) -> None:
+        counter[0] += 1
+        heapq.heappush(queue, (at, counter[0], action))
+
+    def worker(budget: RateBudget) -> Callable[[], None]:
+        def ask() -> None:
+            wait = budget.reserve(SCOPE)
+            if wait > 0:
+                later(clock[0] + wait, ask)
+                return
+
+            def arrive() -> None:
+                status, headers = server.arrive(clock[0])
+
+                def answer() -> None:
+                    budget.update(headers, SCOPE)
+                    if status == 429:
+                        budget.exhaust(SCOPE, float(headers["x-ratelimit-reset"]))
+                    later(clock[0] + rng.uniform(0, think), ask)
+
+                later(clock[0] + rng.uniform(0, latency), answer)
+
+            later(clock[0] + rng.uniform(0, latency), arrive)
+
+        return ask
+
+    for budget in budgets:
+        later(rng.uniform(0, 1.0), worker(budget))
+    while queue:
+        at, _, action = heapq.heappop(queue)
+        if at > duration:
+            break
+        clock[0] = at
+        action()
+    per_worker = duration / (latency + think / 2 + 1e-3)
+    feasible = min(len(budgets) * per_worker, limit * duration / window)
+    return Outcome(server.accepted, server.refused, feasible)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -58,6 +58,13 @@ class ScayleSettings(_Section):
     default_warehouse: str | None = None
     webhook_username: str | None = None
     webhook_password: SecretStr | None = None
+    rate_budget: Literal["shared", "process"] = "shared"
+    """``shared``: workers of one ledger share SCAYLE's per-scope limits through the store (when
+    it can; a custom store without a rate ledger falls back); ``process``: a budget per process."""
+    rate_window_seconds: float = Field(default=60.0, gt=0)
+    """Length of SCAYLE's rate-limit window (inferred: the OpenAPI ``decayMinutes: 1``)."""
+    rate_headroom: int = Field(default=0, ge=0)
+    """Calls per window and scope left unused, e.g. for other applications on the same key."""
 
 
 class OrderwiseSettings(_Section):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,9 @@ from .mapping import MappingConfig, OrderMapper
 from .orderwise.client import OrderwiseClient
 from .scayle import webhooks
 from .scayle.client import ScayleClient
+from .scayle.rate_limits import scope_limits
 from .store import IdempotencyStore, MemoryStore, State
+from .store.shared_budget import SharedRateBudget
 from .sync.context import FlowContext, SyncResult, utcnow
 from .sync.orders import ORDER_KIND, OrderSync, order_key
 
@@ -36,6 +38,7 @@ __all__ = [
     "ledger_health",
     "open_store",
     "release_quarantined",
+    "shared_rate_budget",
 ]
 
 logger = logging.getLogger("scayle_orderwise.connector")
@@ -126,6 +129,31 @@ def open_store(url: str) -> IdempotencyStore:
     )
 
 
+def shared_rate_budget(
+    store: IdempotencyStore,
+    settings: ConnectorSettings,
+    *,
+    limits: Mapping[str, tuple[int, float]] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> SharedRateBudget | None:
+    """The SCAYLE rate budget shared by every worker of ``store``, or ``None`` when the settings
+    ask for a budget per process or the store cannot share one (a custom store without
+    ``open_rate_ledger``)."""
+    s = settings.scayle
+    if s.rate_budget != "shared":
+        return None
+    options: dict[str, Any] = {
+        "limits": limits if limits is not None else scope_limits(window=s.rate_window_seconds),
+        "headroom": s.rate_headroom,
+    }
+    if clock is not None:
+        options["clock"] = clock
+    budget = SharedRateBudget.for_store(store, **options)
+    if budget is None:
+        logger.info("%s keeps no rate ledger: each process keeps its own SCAYLE budget", store)
+    return budget
+
+
 class Connector:
     """Connects one SCAYLE shop to one OrderWise installation.
 
@@ -157,6 +185,7 @@ class Connector:
         self.alerts: list[AlertSink] = list(alerts)
         self.worker_id = worker_id or self.settings.worker_id or socket.gethostname()
         self._clock = clock or utcnow
+        self._closables: list[Any] = []  # what the constructors built for this connector alone
         self._dispatcher = AlertDispatcher(self.alerts, clock=self._clock, state=self.store)
         self.context = FlowContext(
             scayle=self.scayle,
@@ -206,8 +235,18 @@ class Connector:
         mapper = (
             mapping if isinstance(mapping, OrderMapper) else OrderMapper(mapping or MappingConfig())
         )
-        return cls(
-            scayle=sandbox.scayle_client(),
+        store = store if store is not None else MemoryStore(clock=clock)
+        fake = sandbox.scayle
+        budget = shared_rate_budget(
+            store,
+            base,
+            limits=scope_limits(fake.rate_limits, window=fake.rate_window),
+            clock=sandbox.clock.monotonic,
+        )
+        connector = cls(
+            scayle=sandbox.scayle_client(
+                budget=budget if budget is not None else sandbox.scayle_budget
+            ),
             orderwise=sandbox.orderwise_client(),
             store=store,
             mapper=mapper,
@@ -216,6 +255,9 @@ class Connector:
             settings=base,
             clock=clock,
         )
+        if budget is not None:
+            connector._closables.append(budget)
+        return connector
 
     @classmethod
     def from_settings(
@@ -238,12 +280,15 @@ class Connector:
             )
         from .orderwise.client import ExportDefinitions
 
+        store = store if store is not None else open_store(settings.store.url)
+        budget = shared_rate_budget(store, settings)
         scayle = ScayleClient(
             s.base_url,
             s.token.get_secret_value(),
             shop_key=s.shop_key,
             country_code=s.country_code,
             company_id=s.company_id,
+            budget=budget,
         )
         missing = o.missing_exports()
         if missing:
@@ -271,15 +316,18 @@ class Connector:
             sinks.append(LoggingAlertSink())
         if settings.alerts.webhook_url is not None:
             sinks.append(WebhookAlertSink(settings.alerts.webhook_url.get_secret_value()))
-        return cls(
+        connector = cls(
             scayle=scayle,
             orderwise=orderwise,
-            store=store if store is not None else open_store(settings.store.url),
+            store=store,
             mapper=mapper or OrderMapper(settings.mapping_config()),
             alerts=sinks,
             worker_id=settings.worker_id,
             settings=settings,
         )
+        if budget is not None:
+            connector._closables.append(budget)
+        return connector
 
     # ------------------------------------------------------------------------------------------ flows
 
@@ -399,7 +447,7 @@ class Connector:
 
     def close(self) -> None:
         """Close the clients and the store."""
-        for thing in (self.scayle, self.orderwise, self.store):
+        for thing in (self.scayle, self.orderwise, *self._closables, self.store):
             close = getattr(thing, "close", None)
             if callable(close):
                 close()

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -162,6 +170,17 @@ class InventorySettings(_Section):
     default_warehouse: str | None = None
     overlap_seconds: int = 300
     max_workers: int = Field(default=4, ge=1, le=32)
+    poll_min_seconds: float = Field(default=2.0, gt=0)
+    """``sync inventory --watch``: seconds between passes while stock changes flow."""
+    poll_max_seconds: float = Field(default=10.0, gt=0)
+    """... and at most this long once it is quiet (each quiet pass waits ``poll_growth`` times longer)."""
+    poll_growth: float = Field(default=1.5, ge=1)
+
+    @model_validator(mode="after")
+    def _poll_bounds(self) -> InventorySettings:
+        if self.poll_max_seconds < self.poll_min_seconds:
+            raise ValueError("poll_max_seconds must be at least poll_min_seconds")
+        return self
 
 
 class FlowSettings(_Section):

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rate_simulation import simulate
 from scayle_orderwise._http import RateBudget
 from scayle_orderwise.store.rate_ledger import (
     BudgetPolicy,
@@ -22,6 +21,7 @@ from scayle_orderwise.store.rate_ledger import (
     wait_of,
 )
 from scayle_orderwise.store.shared_budget import SharedRateBudget
+from scayle_orderwise.testing.rate_simulation import simulate
 
 T0 = 1_000_000.0
 POLICY = BudgetPolicy(slack=2.0, lease_seconds=0.5)

@@ -520,6 +520,9 @@ def sandbox_serve(
     timeout_after_commit_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of writes whose answer is lost.")
     ] = 0.0,
+    delay: Annotated[
+        float, typer.Option(min=0.0, help="Seconds added to every call (API latency).")
+    ] = 0.0,
 ) -> None:
     """Serve both fakes over real HTTP on loopback until interrupted (prints the fake credentials)."""
     from .sandbox.serve import main as serve_main
@@ -530,6 +533,8 @@ def sandbox_serve(
         str(error_rate),
         "--timeout-after-commit-rate",
         str(timeout_after_commit_rate),
+        "--delay",
+        str(delay),
     ]
     raise typer.Exit(serve_main(argv))
 

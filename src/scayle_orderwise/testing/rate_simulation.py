@@ -1,10 +1,17 @@
-"""A discrete-event simulation of workers calling a rate-limited SCAYLE scope.
+"""A discrete-event simulation of workers calling a rate-limited SCAYLE scope (for rate budgets).
 
 The server counts arrivals in fixed windows that start with the first call after the last window
 ended (as SCAYLE and the sandbox do), answers 429 past the limit and sends ``X-RateLimit-*``
 headers (``Reset`` rounded up to whole seconds). Each worker calls in a loop: ask its budget, wait
 if told to, send (the call arrives ``0..latency`` later), read the answer (``0..latency`` later),
-and go again. Time is simulated, so minutes of traffic run in milliseconds.
+and go again. Time is simulated, so minutes of traffic run in milliseconds::
+
+    clock = [0.0]
+    ledger = MemoryRateLedger()
+    budgets = [SharedRateBudget(ledger, clock=lambda: clock[0]) for _ in range(8)]
+    outcome = simulate(budgets, limit=300, window=60.0, duration=300, latency=0.1, seed=1,
+                       clock=clock)
+    assert outcome.refused == 0
 """
 
 from __future__ import annotations
@@ -16,13 +23,15 @@ from collections.abc import Callable
 
 import attrs
 
-from scayle_orderwise._http import RateBudget
+from .._http import RateBudget
+
+__all__ = ["SCOPE", "FixedWindowServer", "Outcome", "simulate"]
 
 SCOPE = "ordersWrite"
 
 
 class FixedWindowServer:
-    """SCAYLE's counting for one scope."""
+    """SCAYLE's counting for one scope: a window opens with the first call after the last ended."""
 
     def __init__(self, limit: int, window: float) -> None:
         self.limit = limit
@@ -33,6 +42,7 @@ class FixedWindowServer:
         self.refused = 0
 
     def arrive(self, now: float) -> tuple[int, dict[str, str]]:
+        """Count a call arriving at ``now``: its status (200 or 429) and rate-limit headers."""
         if self.start is None or now >= self.start + self.window:
             self.start, self.count = now, 0
         reset = max(0, math.ceil(self.start + self.window - now))
@@ -53,9 +63,12 @@ class FixedWindowServer:
 
 @attrs.frozen
 class Outcome:
+    """Calls the server accepted and refused (429), and what the workers could have had at best
+    (the limit's share of the time, or what their latency allows, whichever is less)."""
+
     accepted: int
     refused: int
-    feasible: float  # what the workers could have had: min(limit-bound, latency-bound)
+    feasible: float
 
 
 def simulate(

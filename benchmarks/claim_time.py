@@ -192,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sizes, args.claims = [1000, 5000], 30
     kinds = ["sqlite"] + (["postgres"] if args.dsn else [])
     check = Check(quick=args.quick)
+    console.width = 150  # wide tables
     console.print(f"machine: {machine()}")
     if not args.dsn:
         console.print(f"PostgreSQL skipped (no --dsn or {PG_ENV})")

@@ -99,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.quick:
         sizes, base_sizes = [300, 1000], [300]
     check = Check(quick=args.quick)
+    console.width = 150  # wide tables
     console.print(f"machine: {machine()}")
     runs = [(args.baseline, base_sizes)] if args.baseline else []
     runs.append((args.code, sizes))

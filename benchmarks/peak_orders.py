@@ -200,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.quick:
         counts, args.orders, args.delay, args.max_seconds = [2], 40, 0.02, 60.0
     check = Check(quick=args.quick)
+    console.width = 150  # wide tables
     console.print(f"machine: {machine()}")
     console.print(
         f"{args.orders} orders waiting in SCAYLE; every call {args.delay * 1000:.0f} ms; SCAYLE's "

@@ -139,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.quick:
         args.calls = 400
     check = Check(quick=args.quick)
+    console.width = 150  # wide tables
     console.print(f"machine: {machine()}")
     if args.dsn:
         with pg_schema(args.dsn) as schema:

@@ -202,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.quick:
         args.skus, args.seconds, args.delay, args.rate, args.drain = 50, 15.0, 0.02, 3.0, 30.0
     check = Check(quick=args.quick)
+    console.width = 150  # wide tables
     console.print(f"machine: {machine()}")
     console.print(
         f"{args.skus} SKUs; {args.rate:g} stock changes a second for {args.seconds:g} s; every "

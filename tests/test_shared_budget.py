@@ -319,3 +319,9 @@ def test_a_budget_per_process_peeks_too() -> None:
     clock.now += 20.0
     assert budget.peek("ordersWrite") == 0.0
     assert budget.peek(None) == 0.0
+
+
+def test_a_429_without_timing_holds_for_a_second() -> None:
+    a, b, _ = pair()
+    a.exhaust("ordersWrite", None)
+    assert b.peek("ordersWrite") == pytest.approx(1.0)

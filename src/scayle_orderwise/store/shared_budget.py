@@ -255,8 +255,7 @@ class SharedRateBudget(RateBudget):
         now = self._clock()
         with self._ledger_lock:
             local = self._scope_local(resolved)
-            window = local.row.window if local.row is not None else None
-            wait = retry_after if retry_after is not None else (window or 1.0)
+            wait = retry_after if retry_after is not None else MIN_WAIT_AFTER_429
             until = now + max(wait, MIN_WAIT_AFTER_429)
             local.units = 0
             local.blocked_until = max(local.blocked_until, until)

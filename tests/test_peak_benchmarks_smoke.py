@@ -74,7 +74,7 @@ def test_peak_orders(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
 def test_stock_latency(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
     out = _ok(runs, "stock_latency", None)
     assert "Stock change in OrderWise → SCAYLE" in out
-    found = re.search(r"every change reached SCAYLE \((\d+) lost of (\d+)\)", out)
+    found = re.search(r"3/s: every change reached SCAYLE \((\d+) lost of (\d+)\)", out)
     assert found is not None and found[1] == "0" and int(found[2]) > 0
 
 

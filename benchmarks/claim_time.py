@@ -3,10 +3,11 @@
     python benchmarks/claim_time.py [--dsn postgresql://...] [--sizes 1000,100000]
         [--claims 200] [--code REF] [--baseline REF] [--quick]
 
-A ledger that has run for a while holds mostly acknowledged orders and a few due ones. For each
-store and size, the script fills a fresh ledger with that many acknowledged order records (a
-realistic payload each) plus the due ones, then times ``claim_next(limit=10)`` ``--claims`` times,
-acknowledging each batch before the next claim. Each measurement runs in its own process with the
+Two shapes of ledger, each at every size: a **history** (a ledger that has run for a while: that
+many acknowledged order records, a realistic payload each, plus ``--claims`` × 10 due ones) and a
+**backlog** (that many due order records: an import after an outage, a sale). For each store,
+shape and size the script fills a fresh ledger, then times ``claim_next(limit=10)`` ``--claims``
+times, acknowledging each batch before the next claim. Each measurement runs in its own process with the
 library of the version measured (``--code`` / ``--baseline`` take git refs), so one run compares
 versions side by side.
 
@@ -36,6 +37,7 @@ from _common import Check, console, finish, machine, print_table
 from _peak import PG_ENV, code_label, code_path
 
 DUE = 10
+SHAPES = ("history", "backlog")
 LEASE = timedelta(seconds=300)
 PAYLOAD = {
     "reference": "SCAYLE-0",
@@ -67,13 +69,17 @@ def _records(start: int, count: int, state: Any, now: Any) -> list[Any]:
     ]
 
 
-def fill(store: Any, size: int, due: int) -> None:
-    """``size`` acknowledged order records and ``due`` pending ones."""
+def fill(store: Any, size: int, due: int, shape: str) -> None:
+    """``history``: ``size`` acknowledged order records and ``due`` pending ones;
+    ``backlog``: ``size`` pending ones (an import after an outage, a sale)."""
     from scayle_orderwise.store import State
 
     now = store._now()
-    chunks = [(n, min(5000, size - n), State.ACKNOWLEDGED) for n in range(0, size, 5000)]
-    chunks.append((size, due, State.PENDING))
+    if shape == "backlog":
+        chunks = [(n, min(5000, size - n), State.PENDING) for n in range(0, size, 5000)]
+    else:
+        chunks = [(n, min(5000, size - n), State.ACKNOWLEDGED) for n in range(0, size, 5000)]
+        chunks.append((size, due, State.PENDING))
     for start, count, state in chunks:
         records = _records(start, count, state, now)
         if not _bulk(store, records):
@@ -116,12 +122,12 @@ def _bulk(store: Any, records: list[Any]) -> bool:
     return False
 
 
-def measure(kind: str, size: int, claims: int, dsn: str | None) -> dict[str, Any]:
+def measure(kind: str, shape: str, size: int, claims: int, dsn: str | None) -> dict[str, Any]:
     """In this process: build the ledger, time the claims."""
     from scayle_orderwise.store import State
 
     folder = Path(tempfile.mkdtemp(prefix="claim-time-"))
-    schema = f"claim_{os.getpid()}_{size}"
+    schema = f"claim_{os.getpid()}_{shape}_{size}"
     if kind == "sqlite":
         from scayle_orderwise.store import SqliteStore
 
@@ -133,7 +139,7 @@ def measure(kind: str, size: int, claims: int, dsn: str | None) -> dict[str, Any
         store = PostgresStore(dsn, schema=schema)
     try:
         started = time.perf_counter()
-        fill(store, size, claims * DUE)
+        fill(store, size, claims * DUE, shape)
         filled = time.perf_counter() - started
         times = []
         for _ in range(claims):
@@ -157,13 +163,13 @@ def measure(kind: str, size: int, claims: int, dsn: str | None) -> dict[str, Any
 
 
 def run_child(
-    code: str | None, kind: str, size: int, claims: int, dsn: str | None
+    code: str | None, kind: str, shape: str, size: int, claims: int, dsn: str | None
 ) -> dict[str, Any]:
     env = dict(os.environ)
     if code:
         env["PYTHONPATH"] = code + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, str(size), str(claims), dsn or ""],
+        [sys.executable, __file__, "--child", kind, shape, str(size), str(claims), dsn or ""],
         env=env,
         check=True,
         capture_output=True,
@@ -176,8 +182,8 @@ def run_child(
 def main(argv: Sequence[str] | None = None) -> None:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["--child"]:
-        kind, size, claims, dsn = args_list[1], int(args_list[2]), int(args_list[3]), args_list[4]
-        print(json.dumps(measure(kind, size, claims, dsn or None)))
+        kind, shape, size, claims, dsn = args_list[1:6]
+        print(json.dumps(measure(kind, shape, int(size), int(claims), dsn or None)))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", default=os.environ.get(PG_ENV), help="PostgreSQL DSN")
@@ -199,38 +205,41 @@ def main(argv: Sequence[str] | None = None) -> None:
     versions = [args.baseline] if args.baseline else []
     versions.append(args.code)
     rows = []
-    medians: dict[tuple[str | None, str], dict[int, float]] = {}
+    medians: dict[tuple[str | None, str, str], dict[int, float]] = {}
     for ref in versions:
         code = code_path(ref)
         for kind in kinds:
-            for size in sizes:
-                console.print(f"{code_label(ref)}: {kind} with {size:,} records ...")
-                o = run_child(code, kind, size, args.claims, args.dsn)
-                medians.setdefault((ref, kind), {})[size] = o["median_ms"]
-                rows.append(
-                    [
-                        code_label(ref),
-                        kind,
-                        f"{size:,}",
-                        f"{o['median_ms']:.2f}",
-                        f"{o['p90_ms']:.2f}",
-                        f"{o['fill_s']:.0f}",
-                    ]
-                )
+            for shape in SHAPES:
+                for size in sizes:
+                    console.print(f"{code_label(ref)}: {kind}, {shape} of {size:,} records ...")
+                    o = run_child(code, kind, shape, size, args.claims, args.dsn)
+                    medians.setdefault((ref, kind, shape), {})[size] = o["median_ms"]
+                    rows.append(
+                        [
+                            code_label(ref),
+                            kind,
+                            shape,
+                            f"{size:,}",
+                            f"{o['median_ms']:.2f}",
+                            f"{o['p90_ms']:.2f}",
+                            f"{o['fill_s']:.0f}",
+                        ]
+                    )
     print_table(
         f"claim_next(limit={DUE}) against ledger size",
-        ["code", "store", "records", "median ms", "p90 ms", "fill s"],
+        ["code", "store", "ledger", "records", "median ms", "p90 ms", "fill s"],
         rows,
     )
     smallest, largest = min(sizes), max(sizes)
-    for (ref, kind), by_size in medians.items():
+    for (ref, kind, shape), by_size in medians.items():
         ratio = by_size[largest] / by_size[smallest]
         console.print(
-            f"{code_label(ref)} {kind}: {largest:,} vs {smallest:,} records: {ratio:.1f}x"
+            f"{code_label(ref)} {kind} {shape}: {largest:,} vs {smallest:,} records: {ratio:.1f}x"
         )
         if ref == args.code:
             check.timing(
-                f"{kind}: claim at {largest:,} <= 2x at {smallest:,} ({ratio:.1f}x)", ratio <= 2.0
+                f"{kind} {shape}: claim at {largest:,} <= 2x at {smallest:,} ({ratio:.1f}x)",
+                ratio <= 2.0,
             )
     finish(check)
 

@@ -87,7 +87,7 @@ def test_peak_memory(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
 def test_claim_time(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
     out = _ok(runs, "claim_time", os.environ.get(PG))
     assert "claim_next(limit=10) against ledger size" in out
-    assert re.search(r"sqlite: 5,000 vs 1,000 records: \d+\.\dx", out)
+    assert re.search(r"sqlite backlog: 5,000 vs 1,000 records: \d+\.\dx", out)
 
 
 def test_rate_budget(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:

@@ -5,7 +5,8 @@
 
 Two shapes of ledger, each at every size: a **history** (a ledger that has run for a while: that
 many acknowledged order records, a realistic payload each, plus ``--claims`` × 10 due ones) and a
-**backlog** (that many due order records: an import after an outage, a sale). For each store,
+**backlog** (that many due order records: an import after an outage, a sale; at most one claim
+per 10 of them is timed). For each store,
 shape and size the script fills a fresh ledger, then times ``claim_next(limit=10)`` ``--claims``
 times, acknowledging each batch before the next claim. Each measurement runs in its own process with the
 library of the version measured (``--code`` / ``--baseline`` take git refs), so one run compares
@@ -138,6 +139,8 @@ def measure(kind: str, shape: str, size: int, claims: int, dsn: str | None) -> d
         assert dsn is not None
         store = PostgresStore(dsn, schema=schema)
     try:
+        if shape == "backlog":
+            claims = min(claims, size // DUE)  # the backlog is what there is to claim
         started = time.perf_counter()
         fill(store, size, claims * DUE, shape)
         filled = time.perf_counter() - started
@@ -168,15 +171,16 @@ def run_child(
     env = dict(os.environ)
     if code:
         env["PYTHONPATH"] = code + os.pathsep + env.get("PYTHONPATH", "")
-    out = subprocess.run(
+    done = subprocess.run(
         [sys.executable, __file__, "--child", kind, shape, str(size), str(claims), dsn or ""],
         env=env,
-        check=True,
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parent,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the {kind} {shape} measurement failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -6,7 +6,7 @@
 Two shapes of ledger, each at every size: a **history** (a ledger that has run for a while: that
 many acknowledged order records, a realistic payload each, plus ``--claims`` × 10 due ones) and a
 **backlog** (that many due order records: an import after an outage, a sale; at most one claim
-per 10 of them is timed). For each store,
+per 20 of them is timed, so it stays at least half full). For each store,
 shape and size the script fills a fresh ledger, then times ``claim_next(limit=10)`` ``--claims``
 times, acknowledging each batch before the next claim. Each measurement runs in its own process with the
 library of the version measured (``--code`` / ``--baseline`` take git refs), so one run compares
@@ -140,7 +140,7 @@ def measure(kind: str, shape: str, size: int, claims: int, dsn: str | None) -> d
         store = PostgresStore(dsn, schema=schema)
     try:
         if shape == "backlog":
-            claims = min(claims, size // DUE)  # the backlog is what there is to claim
+            claims = min(claims, size // (2 * DUE))  # claim at most half of the backlog
         started = time.perf_counter()
         fill(store, size, claims * DUE, shape)
         filled = time.perf_counter() - started

@@ -153,11 +153,39 @@ def test_the_scope_named_by_scayle_wins_over_the_guess() -> None:
     assert b.peek("ordersWrite") == pytest.approx(30.0)
 
 
-def test_reserve_tracked_needs_no_release() -> None:
-    a, _, _ = pair()
-    assert a.reserve_tracked("ordersWrite") == (0.0, False)
-    a.release("ordersWrite")  # harmless
+def test_a_call_still_unanswered_when_its_window_ends_counts_in_the_next() -> None:
+    a, _, clock = pair(max_lease=1)
+    assert a.reserve_tracked("ordersWrite") == (0.0, True)
+    clock.now += 62.0  # the window has ended; the call may reach SCAYLE only now
+    assert granted(a) == 9
+    a.release("ordersWrite")
     assert a.reserve_tracked(None) == (0.0, False)
+
+
+def test_a_call_answered_in_the_last_moments_counts_in_the_next_window() -> None:
+    late, _, clock = pair(max_lease=1)
+    late.reserve_tracked("ordersWrite")
+    clock.now += 61.0  # within the 2 s of slack before the window ends
+    late.release("ordersWrite")
+    clock.now += 1.0
+    assert granted(late) == 9
+
+    early, _, clock = pair(max_lease=1)
+    early.reserve_tracked("ordersWrite")
+    clock.now += 1.0
+    early.release("ordersWrite")  # answered well inside its window
+    clock.now += 61.0
+    assert granted(early) == 10
+
+
+def test_late_calls_are_counted_once() -> None:
+    a, _, clock = pair(max_lease=1)
+    a.reserve_tracked("ordersWrite")
+    clock.now += 62.0
+    assert a.reserve("ordersWrite") == 0.0  # carries the unanswered call into this window
+    a.release("ordersWrite")  # answered now: already counted, not again
+    clock.now += 62.0
+    assert granted(a) == 10
 
 
 def _fixed_time() -> float:

@@ -35,6 +35,7 @@ them (a clock switch, a jump) is repaired rather than trusted.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -115,13 +116,15 @@ class BudgetRow:
 @attrs.frozen
 class Grant:
     """What :func:`apply_acquire` gave: ``units`` (0 = none; wait ``wait`` seconds and ask
-    again), spendable until ``valid_until``, from window ``window_seq``; ``row`` is the row after."""
+    again), spendable until ``valid_until``, from window ``window_seq``; ``row`` is the row after;
+    ``carried`` the older windows whose late calls (see ``carry``) now count in this one."""
 
     units: int
     wait: float
     valid_until: float
     window_seq: int
     row: BudgetRow
+    carried: tuple[int, ...] = ()
 
 
 def align_tolerance(slack: float) -> float:
@@ -202,9 +205,15 @@ def apply_acquire(
     default: ScopeDefault | None = None,
     give_back: int = 0,
     give_back_seq: int | None = None,
+    carry: Mapping[int, int] | None = None,
 ) -> Grant:
     """Grant up to ``want`` calls of ``scope`` (see the module docstring); the row to save is
-    ``grant.row``. ``give_back`` unspent units of a lease from window ``give_back_seq`` first."""
+    ``grant.row``. ``give_back`` unspent units of a lease from window ``give_back_seq`` first.
+
+    ``carry`` counts, by the window they were granted in, this worker's calls that may reach
+    SCAYLE after their window ended (still unanswered, or answered only in the window's last
+    moments): those of windows older than the current one are added to it (``grant.carried``).
+    """
     current, slack = _prepared(row, scope, default, now, policy)
     if (
         give_back > 0
@@ -230,17 +239,22 @@ def apply_acquire(
             window_seq=current.window_seq + 1,
             aligned=False,
         )
-    assert current.window_end is not None
+    window_end = current.window_end
+    assert window_end is not None
+    late = {s: n for s, n in (carry or {}).items() if s < current.window_seq and n > 0}
+    if late:
+        current = attrs.evolve(current, used=current.used + sum(late.values()))
+    carried = tuple(sorted(late))
     available = limit - policy.headroom - current.used
     if available <= 0:
-        wait = max(current.window_end - now, MIN_WAIT)
-        return Grant(0, wait, now, current.window_seq, current)
-    closing = now >= current.window_end - slack
+        wait = max(window_end - now, MIN_WAIT)
+        return Grant(0, wait, now, current.window_seq, current, carried)
+    closing = now >= window_end - slack
     units = 1 if closing else max(1, min(want, available))
     lease = min(policy.lease_seconds, slack)  # every unspent lease is among the recent grants
-    valid_until = now if closing else min(now + lease, current.window_end - slack)
+    valid_until = now if closing else min(now + lease, window_end - slack)
     current = attrs.evolve(current, used=current.used + units, recent=current.recent + units)
-    return Grant(units, 0.0, valid_until, current.window_seq, current)
+    return Grant(units, 0.0, valid_until, current.window_seq, current, carried)
 
 
 def apply_observe(
@@ -365,6 +379,7 @@ class RateLedger(Protocol):
         default: ScopeDefault | None = None,
         give_back: int = 0,
         give_back_seq: int | None = None,
+        carry: Mapping[int, int] | None = None,
     ) -> Grant:
         """:func:`apply_acquire` on the stored row, saved."""
         ...
@@ -433,6 +448,7 @@ class MemoryRateLedger:
         default: ScopeDefault | None = None,
         give_back: int = 0,
         give_back_seq: int | None = None,
+        carry: Mapping[int, int] | None = None,
     ) -> Grant:
         """See :class:`RateLedger`."""
         with self._lock:
@@ -445,6 +461,7 @@ class MemoryRateLedger:
                 default=default,
                 give_back=give_back,
                 give_back_seq=give_back_seq,
+                carry=carry,
             )
             self._rows[scope] = grant.row
             return grant

@@ -10,7 +10,7 @@ per ledger. One connection per ledger, shared by its threads under a lock. Needs
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import psycopg
@@ -204,6 +204,7 @@ class PostgresRateLedger:
         default: ScopeDefault | None = None,
         give_back: int = 0,
         give_back_seq: int | None = None,
+        carry: Mapping[int, int] | None = None,
     ) -> Grant:
         """See :class:`~scayle_orderwise.store.rate_ledger.RateLedger`."""
 
@@ -217,6 +218,7 @@ class PostgresRateLedger:
                 default=default,
                 give_back=give_back,
                 give_back_seq=give_back_seq,
+                carry=carry,
             )
             return grant.row, grant
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -154,6 +154,7 @@ class SqliteRateLedger:
         default: ScopeDefault | None = None,
         give_back: int = 0,
         give_back_seq: int | None = None,
+        carry: Mapping[int, int] | None = None,
     ) -> Grant:
         """See :class:`~scayle_orderwise.store.rate_ledger.RateLedger`."""
 
@@ -167,6 +168,7 @@ class SqliteRateLedger:
                 default=default,
                 give_back=give_back,
                 give_back_seq=give_back_seq,
+                carry=carry,
             )
             return grant.row, grant
 

@@ -10,7 +10,9 @@ instead of each spending the whole limit on its own. Build it from a store::
 
 To keep the ledger off the hot path a worker leases small blocks of units (sized by its own
 recent demand, at most ``max_lease``) and spends them locally; the ledger is asked again only
-when a block is spent or expires, and the unspent rest goes back with that request. Answers'
+when a block is spent or expires, and the unspent rest goes back with that request. A call whose
+answer comes only after its window ended may have reached SCAYLE in the next window: the worker
+counts it there with its next request. Answers'
 ``X-RateLimit-*`` headers reach the ledger only when they teach it something (a new limit, a
 window it has not aligned, little left); a 429 always does.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -49,14 +51,28 @@ LOW_WATER_SHARE = 10
 
 @attrs.define
 class _Local:
-    """What this process knows about one scope: its lease and the row as last seen."""
+    """What this process knows about one scope: its lease, the row as last seen, and its calls
+    that may reach SCAYLE after their window ended."""
 
     units: int = 0
     valid_until: float = 0.0
     seq: int | None = None
+    lease_end: float | None = None  # when the window of the lease ends
     blocked_until: float = 0.0
     row: BudgetRow | None = None
     demand: deque[float] = attrs.field(factory=deque)
+    flights: deque[tuple[int, float | None]] = attrs.field(factory=deque)
+    """Calls granted with ``reserve_tracked`` and not answered yet: (window, its end), oldest first."""
+    late: Counter[int] = attrs.field(factory=Counter)
+    """Calls answered only in their window's last moments, by window, not yet carried."""
+    carried: set[int] = attrs.field(factory=set)
+    """Windows whose unanswered calls already count in a newer window."""
+
+    def carry(self) -> dict[int, int]:
+        """Calls to count in a newer window, by the window they were granted in."""
+        counts = Counter(seq for seq, _ in self.flights if seq not in self.carried)
+        counts.update(self.late)
+        return dict(counts)
 
 
 class SharedRateBudget(RateBudget):
@@ -138,25 +154,38 @@ class SharedRateBudget(RateBudget):
 
     def reserve(self, scope: str | None) -> float:
         """Take one call from ``scope``'s shared budget: ``0.0`` = go, ``> 0`` = wait that long."""
+        return self._take(scope, track=False)[0]
+
+    def reserve_tracked(self, scope: str | None) -> tuple[float, bool]:
+        """Like :meth:`reserve`; a granted call is tracked until :meth:`release`: if its answer
+        comes only after its window ended (a slow call), it may have reached SCAYLE in the next
+        window, and it is counted there too."""
+        return self._take(scope, track=True)
+
+    def _take(self, scope: str | None, *, track: bool) -> tuple[float, bool]:
         if scope is None:
-            return 0.0
+            return 0.0, False
         resolved = self._resolve(scope)
         now = self._clock()
         with self._ledger_lock:
             local = self._scope_local(resolved)
             if local.blocked_until > now:
-                return local.blocked_until - now
+                return local.blocked_until - now, False
             local.demand.append(now)
-            if local.units > 0 and now <= local.valid_until:
-                local.units -= 1
-                return 0.0
-            grant = self._acquire(resolved, local, now)
-        if grant.units > 0:
-            return 0.0
-        return grant.wait
+            if not (local.units > 0 and now <= local.valid_until):
+                grant = self._acquire(resolved, local, now)
+                if grant.units == 0:
+                    return grant.wait, False
+            local.units -= 1
+            counted = local.row is not None and local.row.limit is not None
+            if track and counted and local.seq is not None:
+                local.flights.append((local.seq, local.lease_end))
+                return 0.0, True
+            return 0.0, False
 
     def _acquire(self, scope: str, local: _Local, now: float) -> Grant:
-        """Ask the ledger for a block (giving back what is left of the last one)."""
+        """Ask the ledger for a block (giving back what is left of the last one, and counting
+        this worker's late calls in the current window)."""
         give_back, local.units = local.units, 0
         self.ledger_calls += 1
         grant = self.ledger.acquire(
@@ -167,21 +196,37 @@ class SharedRateBudget(RateBudget):
             default=self._defaults.get(scope),
             give_back=give_back,
             give_back_seq=local.seq,
+            carry=local.carry() or None,
         )
         self._remember(local, grant.row)
+        for seq in grant.carried:
+            local.carried.add(seq)
+            local.late.pop(seq, None)
+        live = {seq for seq, _ in local.flights}
+        local.carried &= live | set(local.late)
         if grant.units > 0:
-            local.units = grant.units - 1
+            local.units = grant.units
             local.valid_until = grant.valid_until
             local.seq = grant.window_seq
+            local.lease_end = grant.row.window_end
         return grant
 
-    def reserve_tracked(self, scope: str | None) -> tuple[float, bool]:
-        """Like :meth:`reserve`; nothing needs releasing (the ledger carries end-of-window calls
-        into the next window instead)."""
-        return self.reserve(scope), False
-
     def release(self, scope: str | None) -> None:
-        """Nothing to do (see :meth:`reserve_tracked`)."""
+        """The answer to a call granted by :meth:`reserve_tracked` arrived (or it failed)."""
+        if scope is None:
+            return
+        resolved = self._resolve(scope)
+        now = self._clock()
+        with self._ledger_lock:
+            local = self._scope_local(resolved)
+            if not local.flights:
+                return
+            seq, end = local.flights.popleft()
+            if seq in local.carried or end is None:
+                return
+            window = local.row.window if local.row is not None else 60.0
+            if now >= end - self.policy.slack_for(window):
+                local.late[seq] += 1  # it may have reached SCAYLE in the next window
 
     def peek(self, scope: str | None) -> float:
         """Seconds until a call of ``scope`` could go (``0.0``: now), taking nothing."""

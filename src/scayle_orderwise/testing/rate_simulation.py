@@ -97,7 +97,7 @@ def simulate(
 
     def worker(budget: RateBudget) -> Callable[[], None]:
         def ask() -> None:
-            wait = budget.reserve(SCOPE)
+            wait, tracked = budget.reserve_tracked(SCOPE)  # as the HTTP core asks
             if wait > 0:
                 later(clock[0] + wait, ask)
                 return
@@ -109,6 +109,8 @@ def simulate(
                     budget.update(headers, SCOPE)
                     if status == 429:
                         budget.exhaust(SCOPE, float(headers["x-ratelimit-reset"]))
+                    if tracked:
+                        budget.release(SCOPE)
                     later(clock[0] + rng.uniform(0, think), ask)
 
                 later(clock[0] + rng.uniform(0, latency), answer)

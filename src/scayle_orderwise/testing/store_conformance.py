@@ -868,6 +868,21 @@ def check_rate_ledger_window_rolls(h: Harness) -> None:
         _close_all([ledger])
 
 
+def check_rate_ledger_carries_late_calls(h: Harness) -> None:
+    """Calls a worker reports as late (unanswered when their window ended) count in the next."""
+    (ledger,) = _rate_ledgers(h, 1)
+    try:
+        first = _take(ledger, _T0, want=1)
+        late = {first.window_seq: 3}
+        grant = ledger.acquire(
+            _SCOPE, want=50, now=_T0 + 62.0, policy=_POLICY, default=_DEFAULT, carry=late
+        )
+        _eq(grant.carried, (first.window_seq,), "windows carried")
+        _eq(grant.units, 48 - 3, "the new window, less the three late calls")
+    finally:
+        _close_all([ledger])
+
+
 def check_rate_ledger_block_is_shared(h: Harness) -> None:
     """A 429 seen by one worker holds every worker until its ``Retry-After``."""
     ledgers = _rate_ledgers(h, 2)

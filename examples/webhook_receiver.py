@@ -6,7 +6,10 @@ What it shows:
   ``POST /webhooks/scayle``, that hands each request to ``connector.ingest_webhook(body,
   headers)`` and answers at once: **202** when the event is recorded (or recognised as a
   duplicate, or ignored), **401** when the Basic credentials are wrong, **400** when the body is
-  not a SCAYLE envelope, **413** when it is too large; ``GET /healthz`` returns
+  not a SCAYLE envelope or an order event names no usable order id (SCAYLE then delivers it
+  again instead of it being acknowledged and dropped), **413** when it is over the library's
+  ``scayle.webhook_max_body_bytes`` (1 MB by default; the handler also refuses an announced
+  ``Content-Length`` over it before reading the body); ``GET /healthz`` returns
   ``connector.health()`` as JSON;
 * the request thread never talks to OrderWise: ingesting only writes the ledger, and a background
   :class:`OrderPusher` thread, woken by each recorded event (and every ``interval`` seconds
@@ -15,8 +18,8 @@ What it shows:
   several receivers behind a load balancer can share one PostgreSQL ledger.
 
 Run it (starts on 127.0.0.1 on a free port, replays the sandbox's own ``order-confirmed``
-envelopes to itself with httpx, one of them twice, plus a request with a wrong password and a
-malformed one, waits for the orders to reach OrderWise, then shuts down)::
+envelopes to itself with httpx, one of them twice, plus a request with a wrong password, a
+malformed one and one whose order id is not a number, waits for the orders to reach OrderWise, then shuts down)::
 
     python examples/webhook_receiver.py
 
@@ -27,8 +30,9 @@ Adapting it to real systems: build the connector with ``Connector.from_settings(
 SCAYLE; serve it behind your TLS-terminating proxy; keep a poll running as well (the pusher's
 ``poll=True`` or a scheduled ``scayle-orderwise sync orders``) so an order whose webhook never
 arrived is still picked up. In a framework (FastAPI, Flask, Django) the handler is the same three
-lines: call ``ingest_webhook``, map ``WebhookAuthError`` to 401 and ``MalformedWebhookError`` to
-400, answer 202.
+lines: call ``ingest_webhook``, map ``WebhookAuthError`` to 401, ``WebhookTooLargeError`` to 413
+and ``MalformedWebhookError`` to 400, answer 202. ``scayle-orderwise serve`` is the ready-made
+service (webhooks, scheduler, health, metrics and a dashboard) built the same way.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ import httpx
 
 from scayle_orderwise.config import ConnectorSettings, FlowSettings, ScayleSettings
 from scayle_orderwise.connector import Connector, WebhookOutcome
-from scayle_orderwise.errors import MalformedWebhookError, WebhookAuthError
+from scayle_orderwise.errors import MalformedWebhookError, WebhookAuthError, WebhookTooLargeError
 from scayle_orderwise.sandbox import Sandbox, make_order
 from scayle_orderwise.store import State
 from scayle_orderwise.sync import SyncResult
@@ -54,7 +58,6 @@ from scayle_orderwise.sync import SyncResult
 logger = logging.getLogger("webhook_receiver")
 
 WEBHOOK_PATH = "/webhooks/scayle"
-MAX_BODY_BYTES = 1_000_000
 USERNAME, PASSWORD = "scayle", "example-only-secret"  # the sandbox's; real ones from the env
 
 
@@ -118,10 +121,15 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != WEBHOOK_PATH:
             self._reply(404, {"error": "not found"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self.server.count(413)
-            self._reply(413, {"error": "body too large"}, {"Connection": "close"})
+        limit = self.server.connector.settings.scayle.webhook_max_body_bytes
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > limit:  # do not read what will be refused anyway
+            status = 400 if length < 0 else 413
+            self.server.count(status)
+            self._reply(status, {"error": "bad Content-Length"}, {"Connection": "close"})
             return
         body = self.rfile.read(length)
         try:
@@ -131,6 +139,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(
                 401, {"error": "unauthorised"}, {"WWW-Authenticate": 'Basic realm="scayle"'}
             )
+            return
+        except WebhookTooLargeError:  # the library's own limit, whatever the header said
+            self.server.count(413)
+            self._reply(413, {"error": "body too large"}, {"Connection": "close"})
             return
         except MalformedWebhookError as exc:
             self.server.count(400)
@@ -249,6 +261,11 @@ def main() -> dict[str, Any]:
         (f"same envelope again ({order_ids[0]})", envelopes[0], (USERNAME, PASSWORD)),
         ("wrong password", envelopes[1], (USERNAME, "guess")),
         ("malformed body", b'{"type": "order-confirmed", "payload": ', (USERNAME, PASSWORD)),
+        (
+            "order id that is no number",
+            json.dumps({"key": "k-x", "type": "order-confirmed", "payload": {"id": "8001.0"}}),
+            (USERNAME, PASSWORD),
+        ),
     ]
     answers: list[tuple[str, int, str]] = []
     try:

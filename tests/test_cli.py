@@ -199,7 +199,9 @@ def test_watch_reports_a_failed_pass_and_goes_on(configured: Path, served: Sandb
         ["sync", "all", "--config", str(configured), "--watch", "--interval", "1", "--passes", "2"],
     )
     assert result.exit_code == 0, result.output
-    assert result.output.count("orders:") == 2  # the orders flow ran in both passes
+    # The orders flow ran in both passes (and stopped: it may not create what it cannot look up).
+    orders = [line for line in result.output.splitlines() if line.startswith("orders:")]
+    assert len(orders) == 2
     once = runner.invoke(app, ["sync", "inventory", "--config", str(configured)])
     assert once.exit_code == 1 and "failed_pass=1" in once.output
 

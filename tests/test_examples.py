@@ -71,7 +71,7 @@ def test_every_example_has_a_docstring_and_a_readme_line() -> None:
     ("name", "expected"),
     [
         ("quickstart", "4 SCAYLE orders -> 4 OrderWise sales orders, 2 SCAYLE shipments"),
-        ("webhook_receiver", "webhooks recorded 5, duplicates 1, refused 1 (401) and 1 (400)"),
+        ("webhook_receiver", "webhooks recorded 5, duplicates 1, refused 1 (401) and 2 (400)"),
         ("month_end_reconciliation", "exceptions by reason"),
     ],
 )
@@ -194,7 +194,7 @@ def test_month_end_postings_add_up_to_the_booked_orders(month_end: dict[str, obj
 
 def test_webhook_receiver_script_story() -> None:
     outcome = load("webhook_receiver").main()
-    assert outcome["statuses"] == {202: 6, 401: 1, 400: 1}
+    assert outcome["statuses"] == {202: 6, 401: 1, 400: 2}
     assert outcome["outcomes"] == {"recorded": 5, "duplicate": 1}
     assert outcome["sales_orders_per_reference"] == {f"SCAYLE-{i}": 1 for i in range(8001, 8006)}
     assert outcome["pushed"] == 5
@@ -255,7 +255,13 @@ def test_receiver_refuses_bad_requests(
         wrong = http.post(path, content=envelope, auth=("hook", "wrong"))
         malformed = http.post(path, content=b"[1, 2", auth=("hook", "right"))
         empty = http.post(path, content=b"", auth=("hook", "right"))
-        huge = http.post(path, content=b"x" * (example.MAX_BODY_BYTES + 1), auth=("hook", "right"))
+        limit = connector.settings.scayle.webhook_max_body_bytes
+        huge = http.post(path, content=b"x" * (limit + 1), auth=("hook", "right"))
+        no_id = http.post(
+            path,
+            content=json.dumps({"key": "n", "type": "order-confirmed", "payload": {"id": "x"}}),
+            auth=("hook", "right"),
+        )
         elsewhere = http.post("/other", content=envelope, auth=("hook", "right"))
     assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"].startswith(
         "Basic"
@@ -263,6 +269,7 @@ def test_receiver_refuses_bad_requests(
     assert wrong.status_code == 401 and "right" not in wrong.text
     assert malformed.status_code == 400 and empty.status_code == 400
     assert huge.status_code == 413 and elsewhere.status_code == 404
+    assert no_id.status_code == 400 and "order id" in no_id.json()["error"]
     assert connector.store.get("order:9001") is None  # nothing was recorded
 
 

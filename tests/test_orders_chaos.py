@@ -45,6 +45,8 @@ def run_until_settled(
         except SimulatedCrash:
             crashes += 1
     sandbox.faults = Faults()
+    # Reference write-backs that waited for SCAYLE's ordersWrite budget come due again.
+    sandbox.clock.advance(FLOWS.lease_seconds)
     for worker in workers * 2:  # each worker restarts once more and takes back its own claims
         Connector.for_sandbox(
             sandbox, store=make_store(), worker_id=worker, flows=FLOWS
@@ -76,12 +78,14 @@ def test_chaos_sqlite_single_process(tmp_path: Path) -> None:
     ids = plant(sandbox, 300)
     sandbox.faults = MIXED
     path = tmp_path / "ledger.db"
-    crashes = run_until_settled(sandbox, lambda: SqliteStore(path), ["w1", "w2"])
+    crashes = run_until_settled(
+        sandbox, lambda: SqliteStore(path, clock=sandbox.clock.utcnow), ["w1", "w2"]
+    )
     injected = sandbox.injected
     assert (
         crashes > 0 and injected.get("timeout_after_commit", 0) > 0 and injected.get("error", 0) > 0
     )
-    assert_settled(sandbox, SqliteStore(path), ids)
+    assert_settled(sandbox, SqliteStore(path, clock=sandbox.clock.utcnow), ids)
 
 
 def test_chaos_concurrent_threads_share_one_sqlite_ledger(tmp_path: Path) -> None:
@@ -97,7 +101,10 @@ def test_chaos_concurrent_threads_share_one_sqlite_ledger(tmp_path: Path) -> Non
         try:
             for _ in range(4):
                 Connector.for_sandbox(
-                    sandbox, store=SqliteStore(path), worker_id=name, flows=FLOWS
+                    sandbox,
+                    store=SqliteStore(path, clock=sandbox.clock.utcnow),
+                    worker_id=name,
+                    flows=FLOWS,
                 ).sync_orders()
         except BaseException as exc:  # pragma: no cover - surfaced below
             errors.append(exc)
@@ -110,6 +117,6 @@ def test_chaos_concurrent_threads_share_one_sqlite_ledger(tmp_path: Path) -> Non
     assert errors == []
     sandbox.faults = Faults()
     Connector.for_sandbox(
-        sandbox, store=SqliteStore(path), worker_id="t0", flows=FLOWS
+        sandbox, store=SqliteStore(path, clock=sandbox.clock.utcnow), worker_id="t0", flows=FLOWS
     ).sync_orders()
-    assert_settled(sandbox, SqliteStore(path), ids)
+    assert_settled(sandbox, SqliteStore(path, clock=sandbox.clock.utcnow), ids)

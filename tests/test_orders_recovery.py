@@ -177,3 +177,75 @@ def test_unconfirmed_orders_expire_instead_of_stalling() -> None:
     assert connector.sync_orders().expired_unconfirmed == 1
     assert store.get("order:701").state == State.CANCELLED  # type: ignore[union-attr]
     assert sandbox.orderwise.sales_orders == []
+
+
+def test_the_grace_runs_from_the_latest_resend_after_a_crash() -> None:
+    """Issue 11 §2: 5xx at T0 → negative lookup after the grace → re-send at T0+1000 s commits
+    in OrderWise (hidden until its session runs) → the worker dies before its ledger write →
+    on restart the grace runs from T0+1000 s, not T0: no second re-send."""
+    clock = VirtualClock(frozen=True)
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, [301])
+    store = MemoryStore(clock=clock.utcnow)
+    flows = FlowSettings(backoff_base_seconds=0, resend_grace_seconds=900)
+
+    def connector() -> Connector:
+        return Connector.for_sandbox(
+            sandbox, store=store, worker_id="w1", flows=flows, clock=clock.utcnow
+        )
+
+    sandbox.orderwise.injector.faults = Faults(error_rate=1.0, paths=("sales/order",))
+    assert connector().sync_orders().ambiguous == 1  # T0: 5xx, nothing committed
+    clock.advance(1000)
+    sandbox.orderwise.queue_orders = True  # the re-send is imported by the next session
+    sandbox.orderwise.injector.faults = Faults(crash_after_commit_rate=1.0, paths=("sales/order",))
+    with pytest.raises(SimulatedCrash):
+        connector().sync_orders()  # T0+1000 s: re-send commits, the worker dies
+    sandbox.orderwise.injector.faults = Faults()
+    restarted = connector().sync_orders()  # at once, the session has not run yet
+    assert restarted.awaiting_visibility == 1 and restarted.pushed == 0
+    assert orderwise_orders_per_reference(sandbox) == {"SCAYLE-301": 1}
+    record = store.get("order:301")
+    assert record is not None and record.state == State.SENT
+    sandbox.orderwise.process_session()
+    clock.advance(5)
+    assert connector().sync_orders().adopted == 1
+    assert orderwise_orders_per_reference(sandbox) == {"SCAYLE-301": 1}
+
+
+def test_a_batch_lookup_is_not_trusted_past_the_grace_it_was_asked_in() -> None:
+    """The grace runs to the time of the lookup: a batch looked up just inside the grace and
+    worked through slowly must not re-send an order that became visible in the meantime."""
+    clock = VirtualClock(frozen=True)
+    sandbox = stocked_sandbox()
+    sandbox.orderwise.queue_orders = True
+    store = MemoryStore(clock=clock.utcnow)
+    flows = FlowSettings(backoff_base_seconds=0, resend_grace_seconds=900)
+    connector = Connector.for_sandbox(
+        sandbox, store=store, worker_id="w1", flows=flows, clock=clock.utcnow
+    )
+    add_orders(sandbox, [402])
+    sandbox.orderwise.injector.faults = Faults(
+        timeout_after_commit_rate=1.0, paths=("sales/order",)
+    )
+    assert connector.sync_orders().ambiguous == 1  # committed at T0, hidden until the session
+    sandbox.orderwise.injector.faults = Faults()
+    add_orders(sandbox, [401])
+    connector.ingest_webhook(
+        json.dumps({"key": "e-401", "type": "order-confirmed", "payload": {"id": 401}})
+    )  # due at T0 too, and sorted first
+    clock.advance(899)  # the batch lookup is asked 1 s before 402's grace ends: negative
+    real_get_order = connector.scayle.get_order
+
+    def slow_get_order(order_id: int, **kwargs: Any) -> Any:
+        if order_id == 401:
+            clock.advance(2)  # 401 takes a while; meanwhile the session imports 402
+            sandbox.orderwise.process_session()
+        return real_get_order(order_id, **kwargs)
+
+    connector.scayle.get_order = slow_get_order  # type: ignore[method-assign]
+    result = connector.sync_orders(poll=False)
+    assert result.pushed == 1 and result.awaiting_visibility == 1
+    clock.advance(5)
+    assert connector.sync_orders(poll=False).adopted == 1
+    assert orderwise_orders_per_reference(sandbox) == {"SCAYLE-401": 1, "SCAYLE-402": 1}

@@ -158,3 +158,13 @@ def test_sync_inventory_watch_adapts_by_default(
     )
     assert fixed.exit_code == 0, fixed.output
     assert waits == [7.0, 7.0]
+
+
+def test_pacers_fit_the_service_scheduler() -> None:
+    from scayle_orderwise.service.scheduler import Pacer as SchedulerPacer
+
+    adaptive: SchedulerPacer = pacer_for("inventory")
+    fixed: SchedulerPacer = FixedPacer(7.0)
+    assert adaptive.next_delay(result(pushed=1), 60.0) == 2.0
+    assert adaptive.next_delay(result(), 60.0) == 3.0  # the scheduler's interval is not a bound
+    assert fixed.next_delay(None, 60.0) == 7.0

@@ -6,6 +6,7 @@ import multiprocessing
 import sqlite3
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def test_file_uses_wal_and_a_schema_version(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     finally:
         conn.close()
 
@@ -150,3 +151,36 @@ def test_several_workers_can_open_one_new_ledger_at_once(tmp_path: Path) -> None
         for t in threads:
             t.join()
     assert failures == []
+
+
+def _plans_of(store: SqliteStore, call: Callable[[], object]) -> list[tuple[str, str]]:
+    """``(statement, query plan)`` of every statement ``call`` runs on the store's connection."""
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    try:
+        call()
+    finally:
+        store._conn.set_trace_callback(None)
+    plans = []
+    for statement in statements:
+        if statement.lstrip().upper().startswith(("SELECT", "UPDATE", "WITH", "DELETE")):
+            rows = store._conn.execute("EXPLAIN QUERY PLAN " + statement).fetchall()
+            plans.append((statement, " / ".join(str(row[3]) for row in rows)))
+    return plans
+
+
+def test_claims_never_scan_the_records_table(tmp_path: Path) -> None:
+    """claim_next reads index ranges only, so its cost does not grow with the ledger's history."""
+    clock = ManualClock()
+    store = SqliteStore(tmp_path / "l.db", clock=clock)
+    for i in range(300):
+        store.ensure(f"order:{i}", kind="order", subject=str(i))
+    for record in store.claim_next("order", owner="w1", lease=LEASE, limit=200):
+        store.transition(record.key, State.ACKNOWLEDGED, owner="w1", external_id="x")
+    store._conn.execute("ANALYZE")
+    plans = _plans_of(store, lambda: store.claim_next("order", owner="w1", lease=LEASE, limit=10))
+    assert plans, "claim_next ran no statement"
+    for statement, plan in plans:
+        assert "SCAN records" not in plan, (statement, plan)
+        if "FROM records" in statement and statement.lstrip().upper().startswith("SELECT"):
+            assert "INDEX" in plan, (statement, plan)

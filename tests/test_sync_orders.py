@@ -59,12 +59,14 @@ def test_happy_path_pushes_once_and_writes_reference_back() -> None:
     assert again.pushed == 0 and len(sandbox.orderwise.sales_orders) == 5
 
 
-def test_steady_state_uses_two_writes_per_order_and_no_lookups() -> None:
+def test_steady_state_uses_two_writes_per_order_and_one_lookup_per_batch() -> None:
     sandbox = stocked_sandbox()
     add_orders(sandbox, range(1, 21))
-    connector_for(sandbox).sync_orders()
+    connector_for(sandbox, flows=FAST.model_copy(update={"batch_size": 10})).sync_orders()
     assert calls(sandbox.orderwise, "POST", "sales/order") == 20
-    assert calls(sandbox.orderwise, "POST", "export-definition") == 0  # no lookups without a doubt
+    # Checked before every create, a claimed batch of 10 with one call each.
+    assert calls(sandbox.orderwise, "POST", "export-definition/106") == 2
+    assert calls(sandbox.orderwise, "POST", "export-definition") == 2
     assert calls(sandbox.scayle, "PUT", "reference-key") == 20
     assert calls(sandbox.scayle, "GET", "/orders/") == 0  # polled orders are not fetched again
 
@@ -328,7 +330,9 @@ def test_negative_lookup_after_the_grace_period_resends_once() -> None:
     flows = FlowSettings(backoff_base_seconds=0, resend_grace_seconds=600)
     connector = connector_for(sandbox, MemoryStore(clock=clock), flows=flows, clock=clock)
     connector.orderwise.authenticate()  # the token is cached; the create itself gets the 5xx
-    sandbox.orderwise.injector.faults = Faults(error_rate=1.0)  # 5xx after sending: outcome unclear
+    sandbox.orderwise.injector.faults = Faults(
+        error_rate=1.0, paths=("sales/order",)
+    )  # 5xx after sending: outcome unclear
     assert connector.sync_orders().ambiguous == 1
     sandbox.orderwise.injector.faults = Faults()
     now[0] += timedelta(seconds=1)
@@ -419,3 +423,95 @@ def test_a_post_process_hook_that_changes_money_quarantines_the_order() -> None:
     assert result.quarantined == 1 and sandbox.orderwise.sales_orders == []
     record = connector.store.get("order:9301")
     assert record is not None and "orderGross" in (record.reason or "")
+
+
+def _key_in_orderwise_by_hand(sandbox, order_id: int):  # type: ignore[no-untyped-def]
+    """Create the sales order for a SCAYLE order in OrderWise directly, as a person or a previous
+    integration would have before this connector ever saw it."""
+    from scayle_orderwise.mapping import OrderMapper
+    from scayle_orderwise.scayle.models import Order
+
+    order = Order.model_validate(sandbox.scayle.orders[order_id])
+    body = OrderMapper(MappingConfig()).map(order).to_orderwise()
+    with sandbox.orderwise_client() as client:
+        return client.create_sales_order(body)
+
+
+@pytest.mark.parametrize("intake", ["poll", "webhook"])
+def test_an_order_already_in_orderwise_is_adopted_on_its_first_send(intake: str) -> None:
+    """Issue 11 §1: the lookup runs before every create, the first one too (cutover)."""
+    sandbox = stocked_sandbox()
+    ids = add_orders(sandbox, [9001, 9002, 9003])
+    existing = _key_in_orderwise_by_hand(sandbox, 9002)
+    connector = connector_for(sandbox)
+    if intake == "webhook":
+        for envelope in sandbox.scayle.webhooks:
+            connector.ingest_webhook(json.dumps(envelope))
+    result = connector.sync_orders(poll=intake == "poll")
+    assert result.adopted == 1 and result.pushed == 2
+    assert_exactly_once(sandbox, ids)
+    record = connector.store.get("order:9002")
+    assert record is not None and record.state == State.ACKNOWLEDGED
+    assert record.external_id == str(existing.order_id)
+    assert record.external_ref == existing.order_number
+    assert sandbox.scayle.orders[9002]["referenceKey"] == "SCAYLE-9002"
+    # One lookup for the claimed batch, before any create.
+    lookups = [i for i, r in enumerate(sandbox.orderwise.requests) if "export-definition" in r[1]]
+    creates = [i for i, r in enumerate(sandbox.orderwise.requests) if r[1].endswith("sales/order")]
+    assert len(lookups) == 1 and lookups[0] < min(creates[1:])
+
+
+def test_without_the_batch_lookup_definition_each_order_is_looked_up_on_its_own() -> None:
+    from scayle_orderwise.orderwise.client import ExportDefinitions
+
+    sandbox = stocked_sandbox()
+    ids = add_orders(sandbox, [9101, 9102, 9103])
+    _key_in_orderwise_by_hand(sandbox, 9101)
+    client = sandbox.orderwise_client(
+        export_definitions=ExportDefinitions(orders_by_references=None)
+    )
+    connector = Connector(
+        scayle=sandbox.scayle_client(),
+        orderwise=client,
+        worker_id="w1",
+        settings=ConnectorSettings(flows=FAST),
+    )
+    result = connector.sync_orders()
+    assert result.adopted == 1 and result.pushed == 2
+    assert_exactly_once(sandbox, ids)
+    assert calls(sandbox.orderwise, "POST", "export-definition/102") == 3
+    assert calls(sandbox.orderwise, "POST", "export-definition/106") == 0
+
+
+def test_reference_write_backs_wait_for_scayles_budget_and_catch_up() -> None:
+    """Issue 13: past SCAYLE's ordersWrite cap, orders keep reaching OrderWise; their reference
+    write-backs wait durably in the ledger and catch up as the budget frees, none lost."""
+    from scayle_orderwise._http import RateBudget
+    from scayle_orderwise.connector import ledger_health
+    from scayle_orderwise.sandbox.clock import VirtualClock
+
+    clock = VirtualClock(frozen=True)
+    sandbox = stocked_sandbox(clock=clock)
+    ids = add_orders(sandbox, range(7001, 7011))
+    budget = RateBudget(limits={"ordersWrite": (3, 60.0)}, clock=clock.monotonic)
+    connector = Connector(
+        scayle=sandbox.scayle_client(budget=budget),
+        orderwise=sandbox.orderwise_client(),
+        store=MemoryStore(clock=clock.utcnow),
+        worker_id="w1",
+        settings=ConnectorSettings(flows=FAST),
+        clock=clock.utcnow,
+    )
+    first = connector.sync_orders()
+    assert first.pushed == 10 and first.reference_deferred == 7
+    assert_exactly_once(sandbox, ids)
+    assert calls(sandbox.scayle, "PUT", "reference-key") == 3
+    assert clock.slept == []  # nobody waited for the budget
+    assert ledger_health(connector.store).reference_writes_waiting == 7
+    written = 3
+    for _ in range(3):
+        clock.advance(61)
+        written += connector.sync_orders().references_written
+    assert written == 10
+    assert all(sandbox.scayle.orders[i]["referenceKey"] == f"SCAYLE-{i}" for i in ids)
+    assert ledger_health(connector.store).reference_writes_waiting == 0

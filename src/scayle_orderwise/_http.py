@@ -61,6 +61,7 @@ __all__ = [
     "MIN_WAIT_AFTER_429",
     "RETRY_STATUSES",
     "AsyncHttp",
+    "CallEvent",
     "ErrorInfo",
     "HttpCore",
     "RateBudget",
@@ -71,6 +72,7 @@ __all__ = [
     "Secret",
     "ServerBusyError",
     "SyncHttp",
+    "add_call_observer",
     "parse_error_body",
     "parse_retry_after",
 ]
@@ -334,9 +336,10 @@ class RateBudget:
         return self._reserve(scope, True)
 
     def peek(self, scope: str | None) -> float:
-        """Seconds until a call of ``scope`` could go (``0.0``: now), taking nothing.
+        """Seconds until a call in ``scope`` could go (``0.0``: now), taking nothing.
 
-        For callers that can put a call off (a reference write-back) rather than wait for it.
+        Lets a caller choose other work instead of waiting, e.g. let a reference write-back
+        wait in the ledger while ``ordersWrite`` is spent.
         """
         if scope is None:
             return 0.0
@@ -346,12 +349,12 @@ class RateBudget:
             if st is None:
                 return 0.0
             if st.reset_at is not None and now >= st.reset_at:
-                if st.limit is None or st.limit - st.in_flight > self._headroom:
-                    return 0.0
-                return st.window or 1.0
-            if st.remaining > self._headroom:
+                left = st.limit - st.in_flight if st.limit is not None else self._headroom + 1
+            else:
+                left = st.remaining
+            if left > self._headroom:
                 return 0.0
-            if st.reset_at is None:
+            if st.reset_at is None or now >= st.reset_at:
                 return st.window or 1.0
             return max(st.reset_at - now, 0.001)
 
@@ -536,6 +539,50 @@ class ServerBusyError(TransientError):
         self.retry_after = retry_after
 
 
+@attrs.frozen
+class CallEvent:
+    """One answered (or failed) attempt of an API call, as call observers see it.
+
+    ``service`` is the API (``"SCAYLE"``, ``"OrderWise"``), ``scope`` the rate-limit scope the
+    server named (or the one expected for the endpoint; ``None`` when unknown), ``status_code``
+    the HTTP status, ``None`` when no answer came (connection error, timeout).
+    """
+
+    service: str
+    scope: str | None
+    method: str
+    status_code: int | None
+
+
+_observers: list[Callable[[CallEvent], None]] = []
+_observers_lock = threading.Lock()
+
+
+def add_call_observer(observer: Callable[[CallEvent], None]) -> Callable[[], None]:
+    """Call ``observer`` after every attempt of every API call in this process (metrics, tracing).
+
+    Returns a function that removes it again. Observers run on the calling thread and must be
+    quick and never raise (an exception is logged and swallowed).
+    """
+    with _observers_lock:
+        _observers.append(observer)
+
+    def remove() -> None:
+        with _observers_lock:
+            if observer in _observers:
+                _observers.remove(observer)
+
+    return remove
+
+
+def _notify(event: CallEvent) -> None:
+    for observer in tuple(_observers):
+        try:
+            observer(event)
+        except Exception:  # an observer must never break a call
+            logger.exception("call observer %r failed", observer)
+
+
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
@@ -608,6 +655,9 @@ class HttpCore:
         if self.budget is not None:
             self.budget.update(response.headers, spec.scope)
         status = response.status_code
+        if _observers:
+            scope = response.headers.get("x-ratelimit-scope") or spec.scope
+            _notify(CallEvent(self.service, scope, spec.method.upper(), status))
         logger.debug("%s %s %s -> %s", self.service, spec.method, response.request.url.path, status)
         if 200 <= status < 300:
             return response
@@ -668,6 +718,8 @@ class HttpCore:
     def error_from_exception(self, spec: RequestSpec, exc: httpx.HTTPError) -> ApiError:
         """Map a transport failure: not sent -> ``TransientError``; maybe sent -> by safety."""
         kind = type(exc).__name__
+        if _observers:
+            _notify(CallEvent(self.service, spec.scope, spec.method.upper(), None))
         common: dict[str, Any] = {"method": spec.method.upper(), "path": _path_of(spec, exc)}
         if isinstance(exc, _NOT_SENT):
             return TransientError(f"{self.service} not reachable ({kind})", **common)

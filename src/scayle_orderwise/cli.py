@@ -1,4 +1,4 @@
-"""The ``scayle-orderwise`` command: demo, sync, reconcile, status, quarantine, retry, sandbox, postings.
+"""The ``scayle-orderwise`` command: demo, serve, sync, reconcile, status, quarantine, retry, sandbox, postings.
 
 Configuration comes from a TOML file (``--config`` or ``SCAYLE_ORDERWISE_CONFIG``) and the
 environment (``SCAYLE_ORDERWISE_...``); secrets only from the environment. Errors print one line and
@@ -40,6 +40,11 @@ alerts_app = typer.Typer(
     help="Open alerts: list them, or close one a person has dealt with.", no_args_is_help=True
 )
 sandbox_app = typer.Typer(help="The in-process fakes of both APIs.", no_args_is_help=True)
+ledger_app = typer.Typer(
+    help="Ledger housekeeping: archive what is finished so a year of orders slows nothing.",
+    no_args_is_help=True,
+)
+app.add_typer(ledger_app, name="ledger")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(alerts_app, name="alerts")
@@ -63,6 +68,50 @@ class Flow(StrEnum):
     cancellations = "cancellations"
     inventory = "inventory"
     all = "all"
+
+
+class LogFormat(StrEnum):
+    """Log line formats."""
+
+    text = "text"
+    json = "json"
+
+
+class LogLevel(StrEnum):
+    """Log levels."""
+
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(
+            "--log-level",
+            envvar="SCAYLE_ORDERWISE_LOG_LEVEL",
+            help="Log level (default: info for serve, warning otherwise).",
+        ),
+    ] = None,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            envvar="SCAYLE_ORDERWISE_LOG_FORMAT",
+            help="text: one readable line per event; json: one JSON object per line.",
+        ),
+    ] = LogFormat.text,
+) -> None:
+    """Connect SCAYLE to OrderWise: exactly-once orders, despatches, cancellations, stock, reconciliation."""
+    ctx.obj = {"log_level": log_level, "log_format": log_format}
+    if log_level is not None or log_format is not LogFormat.text:
+        from .logs import configure_logging
+
+        configure_logging((log_level or LogLevel.warning).value, log_format.value)
 
 
 class ReportFormat(StrEnum):
@@ -350,6 +399,10 @@ def status(
         f"oldest pending: {health.oldest_pending or '-'}   oldest sent: {health.oldest_sent or '-'}"
     )
     console.print(f"quarantined: {health.quarantined}   open alerts: {len(health.open_alerts)}")
+    console.print(
+        f"reference write-backs waiting for SCAYLE: {health.reference_writes_waiting}",
+        highlight=False,
+    )
     for kind, subject, cause in health.open_alerts:
         console.print(f"  [yellow]{kind}[/] {subject}: {cause}", highlight=False)
 
@@ -502,6 +555,125 @@ def retry(
     finally:
         store.close()
     console.print(f"{done} order(s) queued for retry")
+
+
+@ledger_app.command("archive")
+def ledger_archive(
+    older_than: Annotated[
+        int,
+        typer.Option(
+            "--older-than", min=0, help="Archive records finished more than this many days ago."
+        ),
+    ] = 90,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="Only this kind of record (order, shipment, cancellation, stock, ...)."),
+    ] = None,
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            help="First append every record archived, with its history, to this JSON-lines file."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be archived; change nothing.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Move acknowledged and cancelled records out of the live ledger (they stay findable by key)."""
+    from datetime import timedelta
+
+    from .store.retention import archive_ledger
+
+    store = _store(config)
+    try:
+        if not callable(getattr(store, "archive", None)):
+            raise _fail(f"{type(store).__name__} cannot archive (it has no archive method)")
+        try:
+            handle = export.open("a", encoding="utf-8") if export is not None else None
+        except OSError as exc:
+            raise _fail(f"cannot write {export}: {exc.strerror}") from None
+        try:
+            count = archive_ledger(
+                store,
+                older_than=timedelta(days=older_than),
+                kind=kind,
+                export=handle,
+                dry_run=dry_run,
+            )
+        except StoreError as exc:
+            raise _fail(str(exc)) from None
+        finally:
+            if handle is not None:
+                handle.close()
+    finally:
+        store.close()
+    what = "would be archived" if dry_run else "archived"
+    console.print(f"{count} record(s) {what} (finished more than {older_than} days ago)")
+
+
+# ----------------------------------------------------------------------------------------------- serve
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: [service] host).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Port to listen on (default: [service] port)."),
+    ] = None,
+    sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--sandbox",
+            help="Run against an in-process sandbox with demo data; the dashboard is open (loopback only).",
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Random seed of the sandbox's demo data.")] = 7,
+) -> None:
+    """Run the service: webhook endpoint, health, metrics, dashboard and the flow scheduler.
+
+    SIGTERM stops taking work, lets running passes finish (or releases their claims) and exits 0.
+    """
+    from .logs import configure_logging
+
+    try:
+        from .service import run_service
+    except ImportError as exc:
+        raise _fail(
+            f"the service needs the 'service' extra ({exc.name} is missing): "
+            'pip install "scayle-orderwise[service]"'
+        ) from None
+    options = ctx.obj or {}
+    if options.get("log_level") is None:
+        configure_logging("info", str(options.get("log_format") or "text"))
+    if sandbox:
+        if config is not None:
+            raise _fail("--sandbox runs on demo data and takes no --config")
+        import tempfile
+
+        from .service.sandbox_demo import sandbox_connector
+
+        work = Path(tempfile.mkdtemp(prefix="scayle-orderwise-sandbox-"))
+        _sandbox, connector = sandbox_connector(work, seed=seed)
+    else:
+        connector = _connector(config)
+    service = connector.settings.service
+    try:
+        code = run_service(
+            connector,
+            host=host or service.host,
+            port=service.port if port is None else port,
+            sandbox=sandbox,
+        )
+    except ConfigError as exc:
+        connector.close()
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code)
 
 
 # --------------------------------------------------------------------------------------------- sandbox

@@ -36,10 +36,12 @@ from .errors import ConfigError
 __all__ = [
     "AlertSettings",
     "ConnectorSettings",
+    "FlowSchedule",
     "FlowSettings",
     "InventorySettings",
     "OrderwiseSettings",
     "ScayleSettings",
+    "ServiceSettings",
     "StockShaping",
     "StoreSettings",
 ]
@@ -48,6 +50,7 @@ SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "scayle": ("token", "webhook_password"),
     "orderwise": ("password",),
     "alerts": ("webhook_url",),
+    "service": ("dashboard_password",),
 }
 
 
@@ -73,6 +76,12 @@ class ScayleSettings(_Section):
     """Length of SCAYLE's rate-limit window (inferred: the OpenAPI ``decayMinutes: 1``)."""
     rate_headroom: int = Field(default=0, ge=0)
     """Calls per window and scope left unused, e.g. for other applications on the same key."""
+    webhook_max_body_bytes: int = Field(default=1_000_000, gt=0)
+    """Largest webhook body ``ingest_webhook`` accepts (bytes); larger ones raise
+    :class:`~scayle_orderwise.errors.WebhookTooLargeError`."""
+    max_order_id: int = Field(default=2**31 - 1, gt=0)
+    """Largest order id a webhook may name. Inferred from the SDKs' 32-bit ``Integer`` ids; raise it
+    if your tenant's ids grow past it."""
 
 
 class OrderwiseSettings(_Section):
@@ -187,7 +196,13 @@ class FlowSettings(_Section):
     """Timing of the flows: leases, overlaps, grace periods and alert thresholds (seconds)."""
 
     lease_seconds: int = Field(default=300, gt=0)
-    batch_size: int = Field(default=100, gt=0)
+    batch_size: int = Field(default=10, gt=0)
+    """Records one worker claims at a time. Small batches keep every worker busy on a backlog; the
+    orders flow looks each batch up in OrderWise with one call, so a batch of 10 adds 0.1 calls
+    per order."""
+    reference_write_max_wait_seconds: float = Field(default=1.0, ge=0)
+    """Longest wait for SCAYLE's ``ordersWrite`` budget before a reference write-back is left to
+    wait in the ledger instead (orders keep reaching OrderWise; later passes catch up)."""
     poll_overlap_seconds: int = Field(default=300, ge=0)
     resend_grace_seconds: int = Field(default=900, ge=0)
     order_stalled_after_seconds: int = Field(default=1800, gt=0)
@@ -240,6 +255,42 @@ class AlertSettings(_Section):
     webhook_url: SecretStr | None = None
 
 
+class FlowSchedule(_Section):
+    """When ``scayle-orderwise serve`` runs one flow: every ``interval_seconds`` while ``enabled``.
+
+    ``stall_after_seconds`` is how long the flow may go without a good pass before ``/readyz``
+    answers 503 (``None``: ``flows.sync_stalled_after_seconds``).
+    """
+
+    enabled: bool = True
+    interval_seconds: float = Field(default=60.0, gt=0)
+    stall_after_seconds: int | None = Field(default=None, gt=0)
+
+
+class ServiceSettings(_Section):
+    """The service (``scayle-orderwise serve``): flow schedule, dashboard access, reports.
+
+    ``dashboard_password`` comes from the environment only
+    (``SCAYLE_ORDERWISE_SERVICE__DASHBOARD_PASSWORD``); without it the dashboard is closed.
+    ``reconciliation`` runs :meth:`Connector.reconcile` over the last ``reconcile_days`` days and
+    writes the report to ``reports_dir`` (linked from the dashboard).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    orders: FlowSchedule = FlowSchedule(interval_seconds=60)
+    cancellations: FlowSchedule = FlowSchedule(interval_seconds=120)
+    fulfilments: FlowSchedule = FlowSchedule(interval_seconds=300)
+    inventory: FlowSchedule = FlowSchedule(interval_seconds=300)
+    reconciliation: FlowSchedule = FlowSchedule(interval_seconds=86400)
+    reconcile_days: int = Field(default=35, gt=0)
+    reports_dir: str = "reports"
+    dashboard_username: str = "operations"
+    dashboard_password: SecretStr | None = None
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    """How long SIGTERM waits for running passes before releasing their claims and exiting."""
+
+
 class ConnectorSettings(BaseSettings):
     """Everything the connector and the ``scayle-orderwise`` command need."""
 
@@ -256,6 +307,7 @@ class ConnectorSettings(BaseSettings):
     flows: FlowSettings = FlowSettings()
     inventory: InventorySettings = InventorySettings()
     alerts: AlertSettings = AlertSettings()
+    service: ServiceSettings = ServiceSettings()
     mapping: dict[str, Any] = Field(default_factory=dict)
     worker_id: str | None = None
 

@@ -23,9 +23,10 @@ from .scayle import webhooks
 from .scayle.client import ScayleClient
 from .scayle.rate_limits import scope_limits
 from .store import IdempotencyStore, MemoryStore, State
+from .store.base import ARCHIVABLE_STATES, Clock
 from .store.shared_budget import SharedRateBudget
 from .sync.context import FlowContext, SyncResult, utcnow
-from .sync.orders import ORDER_KIND, OrderSync, order_key
+from .sync.orders import ORDER_KIND, REFERENCE_KIND, WEBHOOK_KEY, OrderSync, order_key
 
 if TYPE_CHECKING:
     from .reconcile import ReconciliationReport, StockReport, Tolerance
@@ -63,6 +64,8 @@ class Health:
     quarantined: int
     open_alerts: tuple[tuple[str, str, str], ...]
     checked_at: datetime
+    reference_writes_waiting: int = 0
+    """Orders in OrderWise whose reference write-back to SCAYLE still waits (budget or failure)."""
 
     @property
     def ok(self) -> bool:
@@ -78,6 +81,7 @@ class Health:
             "oldest_sent": self.oldest_sent.isoformat() if self.oldest_sent else None,
             "quarantined": self.quarantined,
             "open_alerts": [list(a) for a in self.open_alerts],
+            "reference_writes_waiting": self.reference_writes_waiting,
             "checked_at": self.checked_at.isoformat(),
         }
 
@@ -87,6 +91,7 @@ def ledger_health(store: IdempotencyStore, *, now: datetime | None = None) -> He
     counts = {str(state): n for state, n in store.counts(kind=ORDER_KIND).items()}
     pending = store.oldest(State.PENDING, kind=ORDER_KIND)
     sent = store.oldest(State.SENT, kind=ORDER_KIND)
+    references = store.counts(kind=REFERENCE_KIND)
     return Health(
         counts=counts,
         oldest_pending=pending.created_at if pending else None,
@@ -94,36 +99,47 @@ def ledger_health(store: IdempotencyStore, *, now: datetime | None = None) -> He
         quarantined=counts.get(str(State.QUARANTINED), 0),
         open_alerts=tuple(AlertDispatcher(state=store).open_alerts()),
         checked_at=now or utcnow(),
+        reference_writes_waiting=sum(
+            n for state, n in references.items() if state not in ARCHIVABLE_STATES
+        ),
     )
 
 
 def release_quarantined(
-    store: IdempotencyStore, key: str, *, reason: str = "released by a person"
+    store: IdempotencyStore,
+    key: str,
+    *,
+    reason: str = "released by a person",
+    actor: str | None = None,
 ) -> None:
     """Move a quarantined record (an order, a package, a cancellation) back to ``pending``.
 
-    Its quarantine alert is forgotten too, so the same cause alerts again if it comes back.
+    ``actor`` (who released it) is kept in the record's history with the reason. Its quarantine
+    alert is forgotten too, so the same cause alerts again if it comes back.
     """
     record = store.get(key)
     if record is None or record.state != State.QUARANTINED:
         raise ConfigError(f"{key} is not quarantined")
-    store.mark(key, State.PENDING, reason=reason)
+    store.mark(key, State.PENDING, reason=reason, actor=actor)
     if record.kind == ORDER_KIND:
         AlertDispatcher(state=store).resolve(AlertKind.ORDER_QUARANTINED, record.subject)
 
 
-def open_store(url: str) -> IdempotencyStore:
-    """Open a store from a URL: ``memory://``, ``sqlite:///path.db`` or ``postgresql://...``."""
+def open_store(url: str, *, clock: Clock | None = None) -> IdempotencyStore:
+    """Open a store from a URL: ``memory://``, ``sqlite:///path.db`` or ``postgresql://...``.
+
+    ``clock`` is the store's notion of "now" (default: the real UTC clock).
+    """
     if url.startswith("memory:"):
-        return MemoryStore()
+        return MemoryStore(clock=clock)
     if url.startswith("sqlite:///"):
         from .store import SqliteStore
 
-        return SqliteStore(url.removeprefix("sqlite:///"))
+        return SqliteStore(url.removeprefix("sqlite:///"), clock=clock)
     if url.startswith(("postgresql://", "postgres://")):
         from .store import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, clock=clock)
     raise ConfigError(
         f"unsupported store URL {url.split('://')[0]}://...: use memory://, sqlite:/// or postgresql://"
     )
@@ -175,7 +191,7 @@ class Connector:
         alerts: Iterable[AlertSink] = (),
         worker_id: str | None = None,
         settings: ConnectorSettings | None = None,
-        clock: Any = None,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings or ConnectorSettings()
         self.scayle = scayle
@@ -209,7 +225,7 @@ class Connector:
     def for_sandbox(
         cls,
         sandbox: Sandbox,
-        store: IdempotencyStore | None = None,
+        store: IdempotencyStore | str | None = None,
         mapping: MappingConfig | OrderMapper | None = None,
         alerts: Iterable[AlertSink] = (),
         settings: ConnectorSettings | None = None,
@@ -217,9 +233,19 @@ class Connector:
         *,
         flows: FlowSettings | None = None,
         inventory: InventorySettings | None = None,
-        clock: Any = None,
+        clock: Clock | None = None,
     ) -> Connector:
-        """A connector wired to a :class:`~scayle_orderwise.sandbox.Sandbox` (``store=None``: memory)."""
+        """A connector wired to a :class:`~scayle_orderwise.sandbox.Sandbox`.
+
+        Time runs on the sandbox's clock (``sandbox.clock``) unless ``clock`` is given, so grace
+        periods, leases and backoffs can be driven with ``sandbox.clock.advance(...)``. ``store``
+        is a store, a store URL (``sqlite:///ledger.db``, opened on that clock) or ``None`` (a
+        ``MemoryStore`` on that clock). A store you build yourself keeps its own clock: pass it
+        ``clock=sandbox.clock.utcnow`` too.
+        """
+        clock = clock or sandbox.clock.utcnow
+        if store is None or isinstance(store, str):
+            store = open_store(store or "memory://", clock=clock)
         base = settings or ConnectorSettings()
         overrides: dict[str, Any] = {}
         if flows is not None:
@@ -235,7 +261,6 @@ class Connector:
         mapper = (
             mapping if isinstance(mapping, OrderMapper) else OrderMapper(mapping or MappingConfig())
         )
-        store = store if store is not None else MemoryStore(clock=clock)
         fake = sandbox.scayle
         budget = shared_rate_budget(
             store,
@@ -280,6 +305,13 @@ class Connector:
             )
         from .orderwise.client import ExportDefinitions
 
+        missing = o.missing_exports()
+        if missing:
+            raise ConfigError(
+                "set the ids of the OrderWise export definitions "
+                + ", ".join(f"[orderwise.export_definitions] {name}" for name in missing)
+                + " (create them in OrderWise; see the configuration guide)"
+            )
         store = store if store is not None else open_store(settings.store.url)
         budget = shared_rate_budget(store, settings)
         scayle = ScayleClient(
@@ -290,13 +322,6 @@ class Connector:
             company_id=s.company_id,
             budget=budget,
         )
-        missing = o.missing_exports()
-        if missing:
-            raise ConfigError(
-                "set the ids of the OrderWise export definitions "
-                + ", ".join(f"[orderwise.export_definitions] {name}" for name in missing)
-                + " (create them in OrderWise; see the configuration guide)"
-            )
         exports = ExportDefinitions(**{"stock_full": None, **o.export_definitions})  # type: ignore[arg-type]
         orderwise = OrderwiseClient(
             o.api_root,
@@ -379,29 +404,55 @@ class Connector:
     ) -> WebhookOutcome:
         """Authenticate, parse and record one SCAYLE webhook; the work happens on the next pass.
 
-        Duplicates (same envelope ``key``) are recognised across workers through the store. The
+        Raises only the library's own errors, whatever the body: :class:`WebhookAuthError` (wrong
+        credentials), :class:`WebhookTooLargeError` (over ``scayle.webhook_max_body_bytes``),
+        :class:`MalformedWebhookError` (not an envelope, or an intake/cancellation event without a
+        usable order id) and :class:`StoreError` (the ledger failed). Duplicates are recognised
+        across workers through the store: an order event for an order the ledger already holds, or
+        another event with the same envelope ``key`` (the same envelope when it has none). The
         order is never trusted from the payload: the flow re-reads it from the API.
         """
         s = self.settings.scayle
         password = s.webhook_password.get_secret_value() if s.webhook_password else None
         webhooks.authenticate(headers or {}, s.webhook_username, password)
-        event = webhooks.parse_event(body)
+        raw = webhooks.as_bytes(body)
+        webhooks.check_size(raw, s.webhook_max_body_bytes)
+        event = webhooks.parse_event(raw)
         kind = webhooks.classify(event)
-        order_id = event.order_id
-        if kind == "other" or order_id is None:
-            fresh = self.store.remember("webhook", event.dedupe_key)
-            return WebhookOutcome(event.event_name, "ignored" if fresh else "duplicate", order_id)
-        # Record first, remember the envelope after: if recording fails, SCAYLE's redelivery is not
-        # mistaken for a duplicate. Recording is idempotent, so a duplicate does no harm either.
+        dedupe = webhooks.dedupe_key(event, raw)
+        if kind == "other":
+            fresh = self.store.remember("webhook", dedupe)
+            return WebhookOutcome(
+                event.event_name, "ignored" if fresh else "duplicate", event.order_id
+            )
+        order_id = webhooks.require_order_id(event, max_order_id=s.max_order_id)
         if kind == "order":
-            self.store.ensure(order_key(order_id), kind=ORDER_KIND, subject=str(order_id))
+            # A new order's record notes the envelope itself (one write); only a further envelope
+            # for an order already recorded needs a note of its own.
+            key = order_key(order_id)
+            record = self.store.get(key)
+            if record is None:
+                self.store.ensure(
+                    key, kind=ORDER_KIND, subject=str(order_id), payload={WEBHOOK_KEY: dedupe}
+                )
+            elif record.payload.get(WEBHOOK_KEY) == dedupe or not self.store.remember(
+                "webhook", dedupe
+            ):
+                return WebhookOutcome(event.event_name, "duplicate", order_id)
         else:
+            # Record first, remember the envelope after: if recording fails, SCAYLE's redelivery
+            # is not mistaken for a duplicate. Recording is idempotent, so a duplicate does no harm.
             from .sync.cancellations import record_shop_cancellation
 
             record_shop_cancellation(self.context, order_id, source=event.event_name)
-        if not self.store.remember("webhook", event.dedupe_key):
-            return WebhookOutcome(event.event_name, "duplicate", order_id)
-        logger.info("webhook %s recorded for order %s", event.event_name, order_id)
+            if not self.store.remember("webhook", dedupe):
+                return WebhookOutcome(event.event_name, "duplicate", order_id)
+        logger.info(
+            "webhook %s recorded for order %s",
+            event.event_name,
+            order_id,
+            extra={"event": "webhook", "flow": kind, "order_id": order_id, "outcome": "recorded"},
+        )
         return WebhookOutcome(event.event_name, "recorded", order_id)
 
     # -------------------------------------------------------------------------------- reconciliation

@@ -17,7 +17,7 @@
     ``StoreError``               the idempotency store failed or a claim was lost
         ``ClaimLostError``
     ``WebhookError``             a webhook could not be authenticated or parsed
-        ``WebhookAuthError``, ``MalformedWebhookError``
+        ``WebhookAuthError``, ``MalformedWebhookError`` (``WebhookTooLargeError``)
 ``CurrencyMismatchError``        (also a ``ValueError``) two currencies were mixed in arithmetic
 
 Messages never contain secrets: clients redact tokens and passwords before raising.
@@ -54,6 +54,7 @@ __all__ = [
     "UnknownVariantError",
     "WebhookAuthError",
     "WebhookError",
+    "WebhookTooLargeError",
 ]
 
 
@@ -234,7 +235,19 @@ class WebhookAuthError(WebhookError):
 
 
 class MalformedWebhookError(WebhookError, ValueError):
-    """The webhook body is not a valid SCAYLE envelope."""
+    """The webhook body is not a valid SCAYLE envelope, or names no usable order (answer 400)."""
+
+
+class WebhookTooLargeError(MalformedWebhookError):
+    """The webhook body is larger than ``scayle.webhook_max_body_bytes`` (answer 413).
+
+    A subclass of :class:`MalformedWebhookError`, so a receiver that maps that error to 400 still
+    refuses the body; ``limit`` is the configured maximum in bytes.
+    """
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class CurrencyMismatchError(ConnectorError, ValueError):

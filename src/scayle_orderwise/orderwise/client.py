@@ -61,7 +61,7 @@ from ..errors import (
     PermissionDeniedError,
     UnknownVariantError,
 )
-from .exports import ExportDefinitions
+from .exports import REFERENCE_SEPARATOR, ExportDefinitions
 from .models import (
     OrderChangeRow,
     OrderSummary,
@@ -92,6 +92,9 @@ DEFAULT_UNKNOWN_VARIANT_PATTERN = (
     r"(?:does\s+not\s+exist|was\s+not\s+found|not\s+found|is\s+unknown|is\s+not\s+recogni[sz]ed)"
 )
 """Regex finding the variant code in an "unknown variant" 400 (group ``code``) [I]."""
+
+REFERENCES_PER_LOOKUP = 100
+"""Most references sent in one ``orders_by_references`` call; longer lists take several calls."""
 
 _SCOPE = "orderwise"
 _TOKEN_PATH = "token/gettoken"
@@ -438,6 +441,41 @@ class _OrderwiseCore:
         ]
         return OrderSummary.from_rows(kept)
 
+    def reference_chunks(self, references: Iterable[str]) -> tuple[list[list[str]], list[str]]:
+        """``(batches for orders_by_references, references to look up one by one)``.
+
+        A reference holding the separator cannot travel in ``@refs``; without the batch
+        definition every reference is looked up on its own.
+        """
+        wanted = list(dict.fromkeys(r.strip() for r in references))
+        if self.export_definitions.orders_by_references is None:
+            return [], wanted
+        single = [r for r in wanted if REFERENCE_SEPARATOR in r]
+        batched = [r for r in wanted if REFERENCE_SEPARATOR not in r]
+        chunks = [
+            batched[i : i + REFERENCES_PER_LOOKUP]
+            for i in range(0, len(batched), REFERENCES_PER_LOOKUP)
+        ]
+        return chunks, single
+
+    @staticmethod
+    def by_reference(
+        rows: list[dict[str, Any]], references: Iterable[str]
+    ) -> dict[str, list[OrderSummary]]:
+        """Rows of an ``orders_by_references`` call grouped per wanted reference (all keys present)."""
+        found: dict[str, list[dict[str, Any]]] = {r: [] for r in references}
+        for row in rows:
+            ref = row.get("externalRef")
+            if ref is None:
+                raise InvalidResponseError(
+                    "the orders_by_references export definition returned a row without "
+                    "externalRef; its SQL must return the e-commerce order number as externalRef"
+                )
+            key = str(ref).strip()
+            if key in found:
+                found[key].append(row)
+        return {ref: OrderSummary.from_rows(kept) for ref, kept in found.items()}
+
     def stock_full_id(self) -> int:
         if self.export_definitions.stock_full is None:
             raise ConfigError("export_definitions.stock_full is not configured")
@@ -652,6 +690,23 @@ class OrderwiseClient(_ClientBase):
         rows = self.run_export(self.export_definitions.order_by_reference, ref=reference)
         return self._core.matching_reference(rows, reference)
 
+    def find_orders_by_references(self, references: Iterable[str]) -> dict[str, list[OrderSummary]]:
+        """Orders per reference for many references at once (every reference is a key).
+
+        One ``orders_by_references`` call per :data:`REFERENCES_PER_LOOKUP` references; one
+        ``order_by_reference`` call per reference when that definition is not configured.
+        """
+        chunks, single = self._core.reference_chunks(references)
+        found: dict[str, list[OrderSummary]] = {}
+        export_id = self.export_definitions.orders_by_references
+        for chunk in chunks:
+            assert export_id is not None  # chunks exist only when it is configured
+            rows = self.run_export(export_id, refs=REFERENCE_SEPARATOR.join(chunk))
+            found.update(self._core.by_reference(rows, chunk))
+        for reference in single:
+            found[reference] = self.find_orders_by_reference(reference)
+        return found
+
     def iter_order_changes(
         self, since: datetime, *, on_invalid: InvalidRowHandler | None = None
     ) -> Iterator[OrderChangeRow]:
@@ -821,6 +876,21 @@ class AsyncOrderwiseClient(_ClientBase):
         """See :meth:`OrderwiseClient.find_orders_by_reference`."""
         rows = await self.run_export(self.export_definitions.order_by_reference, ref=reference)
         return self._core.matching_reference(rows, reference)
+
+    async def find_orders_by_references(
+        self, references: Iterable[str]
+    ) -> dict[str, list[OrderSummary]]:
+        """See :meth:`OrderwiseClient.find_orders_by_references`."""
+        chunks, single = self._core.reference_chunks(references)
+        found: dict[str, list[OrderSummary]] = {}
+        export_id = self.export_definitions.orders_by_references
+        for chunk in chunks:
+            assert export_id is not None
+            rows = await self.run_export(export_id, refs=REFERENCE_SEPARATOR.join(chunk))
+            found.update(self._core.by_reference(rows, chunk))
+        for reference in single:
+            found[reference] = await self.find_orders_by_reference(reference)
+        return found
 
     async def iter_order_changes(
         self, since: datetime, *, on_invalid: InvalidRowHandler | None = None

@@ -17,6 +17,7 @@ __all__ = [
     "ORDER_BY_REFERENCE_COLUMNS",
     "ORDER_CHANGES_COLUMNS",
     "ORDER_DETAILS_COLUMNS",
+    "REFERENCE_SEPARATOR",
     "STOCK_COLUMNS",
     "ExportDefinitions",
 ]
@@ -36,6 +37,9 @@ class ExportDefinitions:
     - ``order_changes`` (parameter ``@since``): one row per order line and delivery of every order
       created or amended, or despatched, at or after ``@since`` (columns: ``ORDER_CHANGES_COLUMNS``).
     - ``order_by_reference`` (``@ref``): one row per order whose e-commerce order number is ``@ref``.
+    - ``orders_by_references`` (``@refs``, optional): one row per order whose e-commerce order
+      number is one of the comma-separated references in ``@refs``; the orders flow looks up a
+      whole claimed batch with one call. Unset: one ``order_by_reference`` call per order instead.
     - ``stock_changes`` (``@since``): free stock per variant and stock location recalculated since then.
     - ``order_details`` (``@since``, ``@until``, both nullable): one row per order line with the
       header totals, for reconciliation; the period filters on the order date.
@@ -49,6 +53,7 @@ class ExportDefinitions:
     stock_changes: int = attrs.field(default=103, validator=_positive_id)
     order_details: int = attrs.field(default=104, validator=_positive_id)
     stock_full: int | None = attrs.field(default=105, validator=_positive_id)
+    orders_by_references: int | None = attrs.field(default=106, validator=_positive_id)
 
 
 ORDER_BY_REFERENCE_COLUMNS = (
@@ -59,7 +64,10 @@ ORDER_BY_REFERENCE_COLUMNS = (
     "orderDate",
     "lastAmended",
 )
-"""Columns of ``order_by_reference`` rows."""
+"""Columns of ``order_by_reference`` and ``orders_by_references`` rows."""
+
+REFERENCE_SEPARATOR = ","
+"""How the references of one ``orders_by_references`` call are joined into ``@refs``."""
 
 ORDER_CHANGES_COLUMNS = (
     *ORDER_BY_REFERENCE_COLUMNS,

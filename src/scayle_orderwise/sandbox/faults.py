@@ -43,6 +43,8 @@ class Faults:
     Before-commit faults (``error_rate``, ``timeout_before_rate``, ``rate_limit_rate``) apply to any
     request; after-commit faults (``timeout_after_commit_rate``, ``crash_after_commit_rate``) apply to
     requests that change state (POST, PUT, PATCH, DELETE). ``seed`` makes the draws reproducible.
+    ``paths`` narrows the faults to requests whose path contains one of these fragments (e.g.
+    ``("sales/order",)`` to fail the create but not the lookup before it); empty: every request.
     """
 
     error_rate: float = attrs.field(default=0.0, converter=_rate)
@@ -51,6 +53,11 @@ class Faults:
     rate_limit_rate: float = attrs.field(default=0.0, converter=_rate)
     crash_after_commit_rate: float = attrs.field(default=0.0, converter=_rate)
     seed: int | None = None
+    paths: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    def applies_to(self, path: str) -> bool:
+        """Whether faults may hit a request to ``path``."""
+        return not self.paths or any(fragment in path for fragment in self.paths)
 
     @property
     def enabled(self) -> bool:
@@ -86,11 +93,11 @@ class FaultInjector:
             self._faults = value
             self._random = random.Random(value.seed if value.seed is not None else self._base_seed)
 
-    def before_commit(self) -> FaultKind | None:
+    def before_commit(self, path: str = "") -> FaultKind | None:
         """Draw a fault that happens before the server does anything (or ``None``)."""
         with self._lock:
             f = self._faults
-            if not f.enabled:
+            if not f.enabled or not f.applies_to(path):
                 return None
             for kind, rate in (
                 (FaultKind.ERROR, f.error_rate),
@@ -102,11 +109,11 @@ class FaultInjector:
                     return kind
             return None
 
-    def after_commit(self) -> FaultKind | None:
+    def after_commit(self, path: str = "") -> FaultKind | None:
         """Draw a fault that happens after the server committed a change (or ``None``)."""
         with self._lock:
             f = self._faults
-            if not f.enabled:
+            if not f.enabled or not f.applies_to(path):
                 return None
             for kind, rate in (
                 (FaultKind.TIMEOUT_AFTER_COMMIT, f.timeout_after_commit_rate),

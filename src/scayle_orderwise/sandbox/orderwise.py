@@ -209,6 +209,9 @@ class OrderwiseSandbox:
     - ``duplicate_policy``: ``"allow"`` (default; a repeated ``eCommerceOrderNumber`` creates a second
       order, as OrderWise is not known to de-duplicate), ``"reject"`` (400) or ``"return_existing"``.
     - ``queue_orders``: accepted orders stay invisible to lookups until :meth:`process_session`.
+    - ``session_interval``: with ``queue_orders``, the session also runs by itself this often on the
+      fake's clock (a ``timedelta``), as OrderWise's scheduler does; ``None`` (default): only when
+      :meth:`process_session` is called.
     - ``cancel_enabled``: serve the cancel endpoint at ``cancel_path`` (default ``True``,
       ``"sales/order/{order_id}/cancel"``). It answers 409 once the order has a delivery or its
       status is not cancellable under ``status_map`` (picking started, despatched, unknown text).
@@ -243,6 +246,8 @@ class OrderwiseSandbox:
 
         self.duplicate_policy: DuplicatePolicy = "allow"
         self.queue_orders = False
+        self.session_interval: timedelta | None = None
+        self._last_session: datetime | None = None
         self.cancel_enabled = True
         self.cancel_path = "sales/order/{order_id}/cancel"
         self.exports_permitted = True
@@ -267,6 +272,7 @@ class OrderwiseSandbox:
         self._customers: dict[int, str] = {1: "WEB001"}
         self._variants: dict[str, _Variant] = {}
         self._orders: dict[int, _Order] = {}
+        self._ids_by_reference: dict[str, list[int]] = {}
         self._next_variant_id = 1001
         self._next_order_id = 5001
         self._next_order_number: dict[int, int] = {}
@@ -281,6 +287,7 @@ class OrderwiseSandbox:
             log=self.requests,
             rate_limited=self._rate_limited,
             server_error=self._server_error,
+            changes_state=_changes_state,
         )
 
     def __repr__(self) -> str:
@@ -502,7 +509,18 @@ class OrderwiseSandbox:
 
     # ------------------------------------------------------------------ HTTP handling
 
+    def _run_scheduled_session(self) -> None:
+        if not self.queue_orders or self.session_interval is None:
+            return
+        now = self.clock.now()
+        if self._last_session is None:
+            self._last_session = now
+        elif now - self._last_session >= self.session_interval:
+            self.process_session()
+            self._last_session = now
+
     def _handle(self, request: httpx.Request) -> httpx.Response:
+        self._run_scheduled_session()
         try:
             return self._route(request)
         except _HttpError as exc:
@@ -584,7 +602,7 @@ class OrderwiseSandbox:
             raise _HttpError(400, "The request is invalid.")
         order = self._validate_order(body, session_id)
         if order.reference is not None and self.duplicate_policy != "allow":
-            existing = [o for o in self._orders.values() if o.reference == order.reference]
+            existing = [self._orders[i] for i in self._ids_by_reference.get(order.reference, [])]
             if existing and self.duplicate_policy == "reject":
                 raise _HttpError(
                     400, f"An order with eCommerce order number '{order.reference}' already exists."
@@ -598,6 +616,8 @@ class OrderwiseSandbox:
         order.order_number = f"SO{session_id:02d}{counter:05d}"
         order.visible = not self.queue_orders
         self._orders[order.order_id] = order
+        if order.reference is not None:
+            self._ids_by_reference.setdefault(order.reference, []).append(order.order_id)
         self.sales_orders.append(body)
         self._touch(order)
         if order.visible:
@@ -777,6 +797,11 @@ class OrderwiseSandbox:
         ids = self.export_definitions
         self._exports[ids.order_changes] = (("since",), self._export_order_changes)
         self._exports[ids.order_by_reference] = (("ref",), self._export_order_by_reference)
+        if ids.orders_by_references is not None:
+            self._exports[ids.orders_by_references] = (
+                ("refs",),
+                self._export_orders_by_references,
+            )
         self._exports[ids.stock_changes] = (("since",), self._export_stock)
         self._exports[ids.order_details] = (("since", "until"), self._export_order_details)
         if ids.stock_full is not None:
@@ -785,9 +810,17 @@ class OrderwiseSandbox:
     def _visible_orders(self) -> list[_Order]:
         return [o for o in sorted(self._orders.values(), key=lambda o: o.order_id) if o.visible]
 
+    def _visible_by_reference(self, reference: str) -> list[_Order]:
+        orders = (self._orders[i] for i in self._ids_by_reference.get(reference, []))
+        return [o for o in orders if o.visible]
+
     def _export_order_by_reference(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        ref = params["ref"]
-        return [_order_head(o) for o in self._visible_orders() if o.reference == str(ref)]
+        return [_order_head(o) for o in self._visible_by_reference(str(params["ref"]))]
+
+    def _export_orders_by_references(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        # As SQL Server's STRING_SPLIT(@refs, ',') with the parts trimmed would.
+        refs = dict.fromkeys(part.strip() for part in str(params["refs"] or "").split(","))
+        return [_order_head(o) for ref in refs if ref for o in self._visible_by_reference(ref)]
 
     def _export_order_changes(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         since = _param_time(params["since"], "since")
@@ -886,7 +919,7 @@ class OrderwiseSandbox:
         if isinstance(reference, int):
             found = self._orders.get(reference)
             return [found] if found else []
-        by_ref = [o for o in self._orders.values() if o.reference == reference]
+        by_ref = [self._orders[i] for i in self._ids_by_reference.get(reference, [])]
         if by_ref or not reference.isdigit():
             return sorted(by_ref, key=lambda o: o.order_id)
         found = self._orders.get(int(reference))
@@ -975,6 +1008,13 @@ def _created(order: _Order) -> dict[str, Any]:
         "orderNumber": order.order_number,
         "eCommerceOrderNumber": order.reference,
     }
+
+
+def _changes_state(request: httpx.Request) -> bool:
+    """Whether a request can commit a change (an export definition only runs a SELECT)."""
+    if "/system/export-definition/" in request.url.path.lower():
+        return False
+    return request.method in ("POST", "PUT", "PATCH", "DELETE")
 
 
 def _order_head(order: _Order) -> dict[str, Any]:

@@ -23,6 +23,9 @@ class FakeTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     ``handler(request) -> httpx.Response`` implements the fake API and must commit its changes before
     returning. ``rate_limited(request) -> httpx.Response`` builds the 429 answer of that API.
     ``exempt(request) -> bool`` marks requests that never get faults (e.g. test-only endpoints).
+    ``changes_state(request) -> bool`` marks requests that can get after-commit faults (default:
+    every POST, PUT, PATCH and DELETE; a POST that only reads, such as OrderWise's export
+    definitions, commits nothing).
     ``path_of(request) -> str`` chooses the path written to the log (default: the URL path).
     Every request is logged as ``(method, path, status_code)``; a request that timed out or crashed
     is logged with status 0 (before commit) or the committed status (after commit).
@@ -39,6 +42,7 @@ class FakeTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         server_error: Callable[[httpx.Request], httpx.Response],
         exempt: Callable[[httpx.Request], bool] = lambda _r: False,
         path_of: Callable[[httpx.Request], str] | None = None,
+        changes_state: Callable[[httpx.Request], bool] | None = None,
     ) -> None:
         self._handler = handler
         self._injector = injector
@@ -48,12 +52,13 @@ class FakeTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self._server_error = server_error
         self._exempt = exempt
         self._path_of = path_of or (lambda r: r.url.path)
+        self._changes_state = changes_state or (lambda r: r.method in WRITE_METHODS)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
         exempt = self._exempt(request)
-        fault = None if exempt else self._injector.before_commit()
         path = self._path_of(request)
+        fault = None if exempt else self._injector.before_commit(request.url.path)
         with self._lock:
             if fault is FaultKind.TIMEOUT_BEFORE:
                 self._log.append((request.method, path, 0))
@@ -65,8 +70,8 @@ class FakeTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             else:
                 response = self._handler(request)
             self._log.append((request.method, path, response.status_code))
-        if fault is None and not exempt and request.method in WRITE_METHODS:
-            after = self._injector.after_commit()
+        if fault is None and not exempt and self._changes_state(request):
+            after = self._injector.after_commit(request.url.path)
             if after is FaultKind.TIMEOUT_AFTER_COMMIT:
                 raise httpx.ReadTimeout("sandbox: the server committed but the answer was lost")
             if after is FaultKind.CRASH_AFTER_COMMIT:

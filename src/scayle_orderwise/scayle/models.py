@@ -1148,7 +1148,11 @@ class WebhookEvent(ScayleModel):
 
     @property
     def dedupe_key(self) -> str:
-        """The envelope ``key``; without one, a SHA-256 of type, time and payload."""
+        """The envelope ``key``; without one, a SHA-256 of type, time and payload.
+
+        The connector de-duplicates with :func:`scayle_orderwise.scayle.webhooks.dedupe_key`
+        instead, which hashes the whole envelope when there is no ``key`` (two envelopes that
+        differ only in ``meta`` or ``version`` share this value)."""
         if self.key:
             return self.key
         basis = json.dumps(
@@ -1184,9 +1188,16 @@ class WebhookEvent(ScayleModel):
         if isinstance(items, list):
             candidates.extend(i.get("orderId") for i in items if isinstance(i, dict))
         for value in candidates:
-            if isinstance(value, int) and not isinstance(value, bool):
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                 return value
-            if isinstance(value, str) and value.isdigit():
+            # ASCII only: str.isdigit() also accepts "²" (which int() refuses) and other scripts.
+            if (
+                isinstance(value, str)
+                and value.isascii()
+                and value.isdigit()
+                and len(value) <= 20
+                and int(value) > 0
+            ):
                 return int(value)
         return None
 

@@ -66,6 +66,7 @@ from ..errors import ClaimLostError, StoreError
 
 __all__ = [
     "ADMIN_TRANSITIONS",
+    "ARCHIVABLE_STATES",
     "CLAIMABLE_STATES",
     "CLAIM_REASON",
     "OWNER_TRANSITIONS",
@@ -89,6 +90,7 @@ __all__ = [
     "apply_renew",
     "apply_transition",
     "as_utc",
+    "check_archive_args",
     "check_claim_args",
     "check_same_identity",
     "counts_template",
@@ -166,6 +168,9 @@ ADMIN_TRANSITIONS: Mapping[State, frozenset[State]] = {
 """Allowed ``mark`` moves, by current state."""
 
 _RETRY_STATES = frozenset({State.PENDING, State.SENT, State.FAILED})
+
+ARCHIVABLE_STATES: frozenset[State] = frozenset({State.ACKNOWLEDGED, State.CANCELLED})
+"""Final states whose records ``archive`` may move out of the live ledger."""
 
 Clock = Callable[[], datetime]
 """A callable returning the current time as an aware ``datetime``."""
@@ -347,10 +352,18 @@ class IdempotencyStore(Protocol):
         ...
 
     def renew(
-        self, key: str, *, owner: str, lease: timedelta, now: datetime | None = None
+        self,
+        key: str,
+        *,
+        owner: str,
+        lease: timedelta,
+        now: datetime | None = None,
+        payload: Mapping[str, Any] | None = None,
     ) -> Record:
         """Extend a held claim to ``now + lease`` (no history entry).
 
+        ``payload``, when given, replaces the record's payload in the same atomic write: a flow
+        records a recovery point (e.g. "a request may leave now") together with the longer lease.
         :class:`ClaimLostError` if ``owner`` does not hold the record, :class:`UnknownKeyError`
         if it does not exist.
         """
@@ -418,6 +431,19 @@ class IdempotencyStore(Protocol):
         """The earliest created record currently in ``state`` (ties by key), or ``None``."""
         ...
 
+    def archive(
+        self, *, before: datetime, kind: str | None = None, limit: int | None = None
+    ) -> int:
+        """Move records in a final state (:data:`ARCHIVABLE_STATES`) last updated before
+        ``before`` out of the live ledger into its archive, history included; returns how many.
+
+        Archived records still answer ``get`` and ``ensure`` (returned unchanged), so nothing
+        is ever done twice, and ``mark`` brings one back before moving it. ``records``,
+        ``counts``, ``oldest`` and claims see live records only, so their cost does not grow
+        with the ledger's age. ``kind`` narrows it to one kind; ``limit`` caps one call.
+        """
+        ...
+
     def get_cursor(self, name: str) -> str | None:
         """A flow's saved watermark (e.g. the last export timestamp), or ``None``."""
         ...
@@ -471,12 +497,20 @@ class StoreBase:
         raise NotImplementedError
 
     def renew(
-        self, key: str, *, owner: str, lease: timedelta, now: datetime | None = None
+        self,
+        key: str,
+        *,
+        owner: str,
+        lease: timedelta,
+        now: datetime | None = None,
+        payload: Mapping[str, Any] | None = None,
     ) -> Record:
         """See ``IdempotencyStore.renew``."""
         return self._update(
             key,
-            lambda record: apply_renew(record, owner=owner, lease=lease, now=self._now(now)),
+            lambda record: apply_renew(
+                record, owner=owner, lease=lease, now=self._now(now), payload=payload
+            ),
             history=False,
         )
 
@@ -690,12 +724,25 @@ def apply_claim(record: Record, *, owner: str, lease: timedelta, now: datetime) 
     )
 
 
-def apply_renew(record: Record, *, owner: str, lease: timedelta, now: datetime) -> Record:
-    """``record`` with its lease extended; :class:`ClaimLostError` unless ``owner`` holds it."""
+def apply_renew(
+    record: Record,
+    *,
+    owner: str,
+    lease: timedelta,
+    now: datetime,
+    payload: Mapping[str, Any] | None = None,
+) -> Record:
+    """``record`` with its lease extended (and ``payload`` replaced when given);
+    :class:`ClaimLostError` unless ``owner`` holds it."""
     check_claim_args(owner, lease)
     if record.state is not State.IN_FLIGHT or record.owner != owner:
         raise ClaimLostError(_lost_message(record, owner))
-    return attrs.evolve(record, lease_expires_at=now + lease, updated_at=now)
+    return attrs.evolve(
+        record,
+        lease_expires_at=now + lease,
+        updated_at=now,
+        payload=normalize_payload(payload) if payload is not None else record.payload,
+    )
 
 
 def _lost_message(record: Record, owner: str) -> str:
@@ -802,6 +849,13 @@ def apply_mark(
         next_attempt_at=retry,
         now=now,
     )
+
+
+def check_archive_args(before: datetime, limit: int | None) -> datetime:
+    """``before`` in UTC; ``ValueError`` for a naive time or a limit below 1."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    return as_utc(before, "before")
 
 
 def counts_template() -> dict[State, int]:

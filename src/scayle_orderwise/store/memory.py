@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from .base import (
+    ARCHIVABLE_STATES,
     Clock,
     Record,
     State,
@@ -21,6 +22,7 @@ from .base import (
     UnknownKeyError,
     apply_claim,
     as_utc,
+    check_archive_args,
     check_claim_args,
     check_same_identity,
     counts_template,
@@ -42,6 +44,7 @@ class MemoryStore(StoreBase):
         super().__init__(clock=clock)
         self._lock = threading.RLock()
         self._records: dict[str, Record] = {}
+        self._archived: dict[str, Record] = {}
         self._cursors: dict[str, str] = {}
         self._seen: dict[tuple[str, str], datetime] = {}
         self._rate_ledger = MemoryRateLedger()
@@ -60,6 +63,8 @@ class MemoryStore(StoreBase):
 
     def _require(self, key: str) -> Record:
         record = self._records.get(key)
+        if record is None and key in self._archived:
+            record = self._records[key] = self._archived.pop(key)  # a write brings it back
         if record is None:
             raise UnknownKeyError(f"no record under key {key!r}")
         return record
@@ -86,7 +91,7 @@ class MemoryStore(StoreBase):
                 state=state,
                 reason=reason,
             )
-            existing = self._records.get(key)
+            existing = self._records.get(key) or self._archived.get(key)
             if existing is not None:
                 check_same_identity(existing, fresh.kind, fresh.subject)
                 return self._out(existing)
@@ -96,7 +101,7 @@ class MemoryStore(StoreBase):
     def get(self, key: str) -> Record | None:
         """See ``IdempotencyStore.get``."""
         with self._lock:
-            record = self._records.get(key)
+            record = self._records.get(key) or self._archived.get(key)
             return None if record is None else self._out(record)
 
     def claim(
@@ -175,6 +180,23 @@ class MemoryStore(StoreBase):
     def oldest(self, state: State | str, kind: str | None = None) -> Record | None:
         """See ``IdempotencyStore.oldest``."""
         return next(iter(self.records(state, kind)), None)
+
+    def archive(
+        self, *, before: datetime, kind: str | None = None, limit: int | None = None
+    ) -> int:
+        """See ``IdempotencyStore.archive``."""
+        cutoff = check_archive_args(before, limit)
+        with self._lock:
+            keys = [
+                r.key
+                for r in sorted(self._records.values(), key=lambda r: (r.updated_at, r.key))
+                if r.state in ARCHIVABLE_STATES
+                and r.updated_at < cutoff
+                and (kind is None or r.kind == kind)
+            ][:limit]
+            for key in keys:
+                self._archived[key] = self._records.pop(key)
+            return len(keys)
 
     def get_cursor(self, name: str) -> str | None:
         """See ``IdempotencyStore.get_cursor``."""

@@ -38,6 +38,7 @@ from .base import (
     Transition,
     UnknownKeyError,
     as_utc,
+    check_archive_args,
     check_claim_args,
     check_same_identity,
     counts_template,
@@ -77,7 +78,13 @@ _SCHEMA = (
         created_at timestamptz NOT NULL,
         updated_at timestamptz NOT NULL
     )""",
-    "CREATE INDEX IF NOT EXISTS {records_due} ON {records} (kind, due_at) WHERE due_at IS NOT NULL",
+    # Claims read two index ranges, never the table: records due by now (the partial index holds
+    # live records only, so acknowledged history costs nothing) and the owner's own claims.
+    "DROP INDEX IF EXISTS {records_due_qualified}",
+    "CREATE INDEX IF NOT EXISTS {records_claim} ON {records} (kind, due_at, key) "
+    "WHERE due_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS {records_owned} ON {records} (kind, owner, due_at, key) "
+    "WHERE state = 'in_flight'",
     "CREATE INDEX IF NOT EXISTS {records_created} ON {records} (created_at, key)",
     "CREATE INDEX IF NOT EXISTS {records_state} ON {records} (state, kind, created_at, key)",
     """CREATE TABLE IF NOT EXISTS {history} (
@@ -102,7 +109,27 @@ _SCHEMA = (
         PRIMARY KEY (namespace, key)
     )""",
     "CREATE INDEX IF NOT EXISTS {seen_at} ON {seen} (seen_at)",
+    # The archive: records in a final state moved out of the live tables (see ``archive``).
+    "CREATE TABLE IF NOT EXISTS {archived_records} (LIKE {records} INCLUDING ALL)",
+    """CREATE TABLE IF NOT EXISTS {archived_history} (
+        id bigint PRIMARY KEY,
+        key text NOT NULL,
+        at timestamptz NOT NULL,
+        from_state text,
+        to_state text NOT NULL,
+        reason text,
+        owner text
+    )""",
+    "CREATE INDEX IF NOT EXISTS {archived_history_key} ON {archived_history} (key, id)",
+    "CREATE INDEX IF NOT EXISTS {records_updated} ON {records} (updated_at) "
+    "WHERE state IN ('acknowledged', 'cancelled')",
 )
+
+_ARCHIVE_CHUNK = 500
+_REPLACE_ALL = ", ".join(
+    f"{name} = EXCLUDED.{name}" for name in _COLUMNS.replace(" ", "").split(",") if name != "key"
+)
+_HISTORY_COLUMNS = "key, at, from_state, to_state, reason, owner"
 
 _CLAIMABLE = (
     "((due_at IS NOT NULL AND due_at <= %(now)s) OR (state = 'in_flight' AND owner = %(owner)s))"
@@ -141,10 +168,16 @@ _CLAIM_ONE = (
 )
 
 _CLAIM_NEXT = (
-    "WITH picked AS (SELECT key AS picked_key, due_at AS picked_due FROM {records} "
-    "WHERE kind = %(kind)s AND "
-    + _CLAIMABLE
-    + " ORDER BY due_at, key LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+    # One index range each for due records and the owner's own claims (an OR would scan).
+    "WITH due AS (SELECT key, due_at FROM {records} WHERE kind = %(kind)s "
+    "AND due_at IS NOT NULL AND due_at <= %(now)s "
+    "ORDER BY due_at, key LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+    "owned AS (SELECT key, due_at FROM {records} WHERE kind = %(kind)s "
+    "AND state = 'in_flight' AND owner = %(owner)s "
+    "ORDER BY due_at, key LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+    "picked AS (SELECT key AS picked_key, due_at AS picked_due FROM "
+    "(SELECT key, due_at FROM due UNION SELECT key, due_at FROM owned) AS candidates "
+    "ORDER BY due_at, key LIMIT %(limit)s), "
     "claimed AS (UPDATE {records} SET "
     + _CLAIM_SET
     + " FROM picked WHERE key = picked.picked_key AND "
@@ -197,10 +230,20 @@ class PostgresStore(StoreBase):
         self._connections: list[Conn] = []
         self._closed = False
         self._ready = False
-        names = ("records", "history", "cursors", "seen")
+        names = ("records", "history", "cursors", "seen", "archived_records", "archived_history")
         self._names: dict[str, sql.Composable] = {n: self._ident(n) for n in names}
-        for index in ("records_due", "records_created", "records_state", "history_key", "seen_at"):
+        for index in (
+            "records_updated",
+            "archived_history_key",
+            "records_claim",
+            "records_owned",
+            "records_created",
+            "records_state",
+            "history_key",
+            "seen_at",
+        ):
             self._names[index] = sql.Identifier(table_prefix + index)
+        self._names["records_due_qualified"] = self._ident("records_due")  # replaced in 0.2
 
     @property
     def dsn(self) -> str:
@@ -289,13 +332,15 @@ class PostgresStore(StoreBase):
                     self._connections.remove(conn)
             conn.close()
 
-    def _history(self, conn: Conn, keys: Sequence[str]) -> dict[str, list[Transition]]:
+    def _history(
+        self, conn: Conn, keys: Sequence[str], *, table: str = "history"
+    ) -> dict[str, list[Transition]]:
         result: dict[str, list[Transition]] = {key: [] for key in keys}
         if not keys:
             return result
         rows = conn.execute(
             self._sql(
-                "SELECT key, at, from_state, to_state, reason, owner FROM {history} "
+                "SELECT key, at, from_state, to_state, reason, owner FROM {" + table + "} "
                 "WHERE key = ANY(%s) ORDER BY id"
             ),
             (list(keys),),
@@ -338,20 +383,59 @@ class PostgresStore(StoreBase):
         history = self._history(conn, [row["key"] for row in rows])
         return [self._record(row, history[row["key"]]) for row in rows]
 
-    def _load(self, conn: Conn, key: str, *, lock: bool = False) -> Record | None:
+    def _load(
+        self, conn: Conn, key: str, *, lock: bool = False, archived: bool = True
+    ) -> Record | None:
         query = f"SELECT {_COLUMNS} FROM {{records}} WHERE key = %s"
         if lock:
             query += " FOR UPDATE"
         row = conn.execute(self._sql(query), (key,)).fetchone()
+        if row is not None:
+            return self._record(row, self._history(conn, [key])[key])
+        if not archived:
+            return None
+        query = f"SELECT {_COLUMNS} FROM {{archived_records}} WHERE key = %s"
+        row = conn.execute(self._sql(query), (key,)).fetchone()
         if row is None:
             return None
-        return self._record(row, self._history(conn, [key])[key])
+        return self._record(row, self._history(conn, [key], table="archived_history")[key])
 
     def _require(self, conn: Conn, key: str) -> Record:
-        record = self._load(conn, key, lock=True)
+        record = self._load(conn, key, lock=True, archived=False)
+        if record is None and self._move(conn, [key], source="archived_", target=""):
+            record = self._load(conn, key, lock=True, archived=False)  # a write brings it back
         if record is None:
             raise UnknownKeyError(f"no record under key {key!r}")
         return record
+
+    def _move(self, conn: Conn, keys: Sequence[str], *, source: str, target: str) -> int:
+        """Move records and their history between the live tables and the archive."""
+        names = {
+            "src": self._names[f"{source}records"],
+            "dst": self._names[f"{target}records"],
+            "src_h": self._names[f"{source}history"],
+            "dst_h": self._names[f"{target}history"],
+        }
+
+        def run(template: str) -> int:
+            query = sql.SQL(template).format(**names)
+            return int(conn.execute(query, (list(keys),)).rowcount)
+
+        moved = run(
+            f"WITH gone AS (DELETE FROM {{src}} WHERE key = ANY(%s) RETURNING {_COLUMNS}) "
+            f"INSERT INTO {{dst}} ({_COLUMNS}) SELECT {_COLUMNS} FROM gone "
+            f"ON CONFLICT (key) DO UPDATE SET {_REPLACE_ALL}"
+        )
+        if moved:
+            ids = "id, " if target == "archived_" else ""
+            run("DELETE FROM {dst_h} WHERE key = ANY(%s)")
+            run(
+                f"WITH gone AS (DELETE FROM {{src_h}} WHERE key = ANY(%s) "
+                f"RETURNING id, {_HISTORY_COLUMNS}) "
+                f"INSERT INTO {{dst_h}} ({ids}{_HISTORY_COLUMNS}) "
+                f"SELECT {ids}{_HISTORY_COLUMNS} FROM gone ORDER BY id"
+            )
+        return moved
 
     def _add_history(self, conn: Conn, key: str, entry: Transition) -> None:
         conn.execute(
@@ -435,13 +519,18 @@ class PostgresStore(StoreBase):
         names = ", ".join(values)
         placeholders = ", ".join(f"%({name})s" for name in values)
         with self._txn() as conn:
-            inserted = conn.execute(
-                self._sql(
-                    f"INSERT INTO {{records}} ({names}) VALUES ({placeholders}) "
-                    "ON CONFLICT (key) DO NOTHING RETURNING key"
-                ),
-                values,
+            archived = conn.execute(
+                self._sql("SELECT 1 FROM {archived_records} WHERE key = %s"), (key,)
             ).fetchone()
+            inserted = None
+            if archived is None:
+                inserted = conn.execute(
+                    self._sql(
+                        f"INSERT INTO {{records}} ({names}) VALUES ({placeholders}) "
+                        "ON CONFLICT (key) DO NOTHING RETURNING key"
+                    ),
+                    values,
+                ).fetchone()
             if inserted is not None:
                 self._add_history(conn, key, fresh.history[-1])
                 return fresh
@@ -559,6 +648,32 @@ class PostgresStore(StoreBase):
             page = self._records_with_history(conn, rows)
         return page[0] if page else None
 
+    def archive(
+        self, *, before: datetime, kind: str | None = None, limit: int | None = None
+    ) -> int:
+        """See ``IdempotencyStore.archive`` (one transaction per 500 records)."""
+        cutoff = check_archive_args(before, limit)
+        total = 0
+        while limit is None or total < limit:
+            chunk = _ARCHIVE_CHUNK if limit is None else min(_ARCHIVE_CHUNK, limit - total)
+            query = (
+                "SELECT key FROM {records} WHERE state IN ('acknowledged', 'cancelled') "
+                "AND updated_at < %(cutoff)s"
+            )
+            params: dict[str, Any] = {"cutoff": cutoff, "chunk": chunk, "kind": kind}
+            if kind is not None:
+                query += " AND kind = %(kind)s"
+            with self._txn() as conn:
+                rows = conn.execute(
+                    self._sql(query + " LIMIT %(chunk)s FOR UPDATE SKIP LOCKED"), params
+                ).fetchall()
+                if not rows:
+                    break
+                total += self._move(
+                    conn, [row["key"] for row in rows], source="", target="archived_"
+                )
+        return total
+
     def get_cursor(self, name: str) -> str | None:
         """See ``IdempotencyStore.get_cursor``."""
         with self._txn() as conn:
@@ -611,7 +726,14 @@ class PostgresStore(StoreBase):
     def drop_tables(self) -> None:
         """Drop this store's tables (for tests and teardown; the schema itself stays)."""
         with self._txn() as conn:
-            for name in ("records", "history", "cursors", "seen"):
+            for name in (
+                "records",
+                "history",
+                "cursors",
+                "seen",
+                "archived_records",
+                "archived_history",
+            ):
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._names[name]))
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._ident("rate_budget")))
         self._ready = False

@@ -35,6 +35,7 @@ from .base import (
     Transition,
     UnknownKeyError,
     as_utc,
+    check_archive_args,
     check_claim_args,
     check_same_identity,
     counts_template,
@@ -48,7 +49,7 @@ from .rate_ledger_sqlite import SqliteRateLedger
 __all__ = ["SqliteStore"]
 
 _MIN_SQLITE = (3, 35, 0)
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _SCHEMA = (
@@ -71,7 +72,13 @@ _SCHEMA = (
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
     )""",
-    "CREATE INDEX IF NOT EXISTS records_due ON records (kind, due_at) WHERE due_at IS NOT NULL",
+    # Claims read two index ranges, never the table: records due by now (the partial index holds
+    # live records only, so acknowledged history costs nothing) and the owner's own claims.
+    "DROP INDEX IF EXISTS records_due",
+    "CREATE INDEX IF NOT EXISTS records_claim ON records (kind, due_at, key) "
+    "WHERE due_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS records_owned ON records (kind, owner, due_at, key) "
+    "WHERE state = 'in_flight'",
     "CREATE INDEX IF NOT EXISTS records_created ON records (created_at, key)",
     "CREATE INDEX IF NOT EXISTS records_state ON records (state, kind, created_at, key)",
     """CREATE TABLE IF NOT EXISTS history (
@@ -96,9 +103,54 @@ _SCHEMA = (
         PRIMARY KEY (namespace, key)
     )""",
     "CREATE INDEX IF NOT EXISTS seen_at ON seen (seen_at)",
+    # The archive: records in a final state moved out of the live tables (see ``archive``).
+    """CREATE TABLE IF NOT EXISTS archived_records (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT,
+        external_id TEXT,
+        external_ref TEXT,
+        payload TEXT NOT NULL DEFAULT '{}',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        owner TEXT,
+        lease_expires_at INTEGER,
+        next_attempt_at INTEGER,
+        claimed_from TEXT,
+        may_have_been_sent INTEGER NOT NULL DEFAULT 0,
+        due_at INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS archived_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        from_state TEXT,
+        to_state TEXT NOT NULL,
+        reason TEXT,
+        owner TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS archived_history_key ON archived_history (key, id)",
+    "CREATE INDEX IF NOT EXISTS records_updated ON records (updated_at) "
+    "WHERE state IN ('acknowledged', 'cancelled')",
 )
 
+_ARCHIVE_CHUNK = 500
+_HISTORY_COLUMNS = "key, at, from_state, to_state, reason, owner"
+
 _CLAIMABLE = "((due_at IS NOT NULL AND due_at <= :now) OR (state = 'in_flight' AND owner = :owner))"
+
+# The candidates of ``claim_next``, one index range each (an ``OR`` of the two would scan the table).
+CLAIM_DUE_SQL = (
+    "SELECT key, due_at FROM records WHERE kind = :kind AND due_at IS NOT NULL "
+    "AND due_at <= :now ORDER BY due_at, key LIMIT :limit"
+)
+CLAIM_OWNED_SQL = (
+    "SELECT key, due_at FROM records WHERE kind = :kind AND state = 'in_flight' "
+    "AND owner = :owner ORDER BY due_at, key LIMIT :limit"
+)
 
 _CLAIM_SQL = f"""
 UPDATE records SET
@@ -253,13 +305,15 @@ class SqliteStore(StoreBase):
             raise StoreError(f"SQLite store {self.path}: {exc}") from exc
 
     @staticmethod
-    def _history(conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, list[Transition]]:
+    def _history(
+        conn: sqlite3.Connection, keys: Sequence[str], *, table: str = "history"
+    ) -> dict[str, list[Transition]]:
         result: dict[str, list[Transition]] = {key: [] for key in keys}
         if not keys:
             return result
         marks = ",".join("?" * len(keys))
         rows = conn.execute(
-            f"SELECT key, at, from_state, to_state, reason, owner FROM history "
+            f"SELECT key, at, from_state, to_state, reason, owner FROM {table} "
             f"WHERE key IN ({marks}) ORDER BY id",
             list(keys),
         )
@@ -297,17 +351,47 @@ class SqliteStore(StoreBase):
             history=tuple(history),
         )
 
-    def _load(self, conn: sqlite3.Connection, key: str) -> Record | None:
+    def _load(self, conn: sqlite3.Connection, key: str, *, archived: bool = True) -> Record | None:
         row = conn.execute(f"SELECT {_COLUMNS} FROM records WHERE key = ?", (key,)).fetchone()
+        if row is not None:
+            return self._record(row, self._history(conn, [key])[key])
+        if not archived:
+            return None
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM archived_records WHERE key = ?", (key,)
+        ).fetchone()
         if row is None:
             return None
-        return self._record(row, self._history(conn, [key])[key])
+        return self._record(row, self._history(conn, [key], table="archived_history")[key])
 
     def _require(self, conn: sqlite3.Connection, key: str) -> Record:
-        record = self._load(conn, key)
+        record = self._load(conn, key, archived=False)
+        if record is None and self._move(conn, [key], source="archived_", target=""):
+            record = self._load(conn, key, archived=False)  # a write brings it back first
         if record is None:
             raise UnknownKeyError(f"no record under key {key!r}")
         return record
+
+    @staticmethod
+    def _move(conn: sqlite3.Connection, keys: Sequence[str], *, source: str, target: str) -> int:
+        """Move records and their history between the live tables and the archive."""
+        marks = ",".join("?" * len(keys))
+        moved = conn.execute(
+            f"INSERT OR REPLACE INTO {target}records ({_COLUMNS}) SELECT {_COLUMNS} "
+            f"FROM {source}records WHERE key IN ({marks})",
+            list(keys),
+        ).rowcount
+        if not moved:
+            return 0
+        conn.execute(f"DELETE FROM {target}history WHERE key IN ({marks})", list(keys))
+        conn.execute(
+            f"INSERT INTO {target}history ({_HISTORY_COLUMNS}) SELECT {_HISTORY_COLUMNS} "
+            f"FROM {source}history WHERE key IN ({marks}) ORDER BY id",
+            list(keys),
+        )
+        conn.execute(f"DELETE FROM {source}history WHERE key IN ({marks})", list(keys))
+        conn.execute(f"DELETE FROM {source}records WHERE key IN ({marks})", list(keys))
+        return int(moved)
 
     @staticmethod
     def _add_history(conn: sqlite3.Connection, key: str, entry: Transition) -> None:
@@ -445,15 +529,14 @@ class SqliteStore(StoreBase):
         if limit < 1:
             return []
         at = self._now(now)
+        params = {"kind": kind, "now": _us(at), "owner": owner, "limit": limit}
         with self._write() as conn:
-            keys = [
-                row["key"]
-                for row in conn.execute(
-                    f"SELECT key FROM records WHERE kind = :kind AND {_CLAIMABLE} "
-                    "ORDER BY due_at, key LIMIT :limit",
-                    {"kind": kind, "now": _us(at), "owner": owner, "limit": limit},
-                )
-            ]
+            candidates = {
+                row["key"]: row["due_at"]
+                for sql in (CLAIM_DUE_SQL, CLAIM_OWNED_SQL)
+                for row in conn.execute(sql, params)
+            }
+            keys = sorted(candidates, key=lambda k: (candidates[k], k))[:limit]
             claimed = []
             for key in keys:
                 record = self._claim_one(conn, key, owner, at, lease)
@@ -535,6 +618,29 @@ class SqliteStore(StoreBase):
             if row is None:
                 return None
             return self._record(row, self._history(conn, [row["key"]])[row["key"]])
+
+    def archive(
+        self, *, before: datetime, kind: str | None = None, limit: int | None = None
+    ) -> int:
+        """See ``IdempotencyStore.archive`` (one write transaction per 500 records)."""
+        cutoff = _us(check_archive_args(before, limit))
+        total = 0
+        while limit is None or total < limit:
+            chunk = _ARCHIVE_CHUNK if limit is None else min(_ARCHIVE_CHUNK, limit - total)
+            sql = (
+                "SELECT key FROM records WHERE state IN ('acknowledged', 'cancelled') "
+                "AND updated_at < ?"
+            )
+            params: list[Any] = [cutoff]
+            if kind is not None:
+                sql += " AND kind = ?"
+                params.append(kind)
+            with self._write() as conn:
+                keys = [row["key"] for row in conn.execute(sql + " LIMIT ?", [*params, chunk])]
+                if not keys:
+                    break
+                total += self._move(conn, keys, source="", target="archived_")
+        return total
 
     def get_cursor(self, name: str) -> str | None:
         """See ``IdempotencyStore.get_cursor``."""

@@ -1,29 +1,42 @@
 """Orders SCAYLE → OrderWise, exactly once.
 
 Intake (webhooks and a poll of the order list) creates one ledger record per SCAYLE order, keyed
-``order:<id>``. A pass then claims due records and, for each one:
+``order:<id>``. The poll streams: each page of the order list is recorded and pushed before the
+next page is read, so a pass holds one page of orders, never the backlog. A push claims due
+records in small batches (``flows.batch_size``, so many workers share a backlog) and:
 
-1. if a previous attempt may have reached OrderWise (the record was ``sent``, or claimed back from a
-   worker that died mid-call), looks the reference up in OrderWise and adopts what it finds;
-2. re-reads the order from SCAYLE (webhook payloads are never trusted for money) and skips orders
-   that are not confirmed or were cancelled before import;
+1. looks the whole batch up in OrderWise with one call (``find_orders_by_references``) before
+   anything is created: a reference OrderWise already holds (sent by us before, keyed by hand,
+   left by another integration) is adopted, never sent again;
+2. re-reads the order from SCAYLE unless this page of the poll holds it (webhook payloads are
+   never trusted for money) and skips orders not confirmed or cancelled before import;
 3. maps it (a mapping error quarantines the order with its reason);
-4. creates the sales order; an unclear outcome leaves the record ``sent`` so the next pass looks up
-   before anything is sent again; OrderWise's 400 for an unknown variant quarantines it;
-5. writes the reference back to SCAYLE (``PUT reference-key``) and acknowledges the record with the
-   OrderWise order id and number.
+4. records the recovery point and creates the sales order; an unclear outcome leaves the record
+   ``sent``; OrderWise's 400 for an unknown variant quarantines it;
+5. acknowledges the record with the OrderWise order id and number and writes the reference back
+   to SCAYLE (``PUT reference-key``). When SCAYLE's ``ordersWrite`` budget is spent, the
+   write-back waits in the ledger (a ``reference_write`` record) and catches up on later passes.
 
-An order accepted by OrderWise but not yet visible to lookups (imports run through an e-commerce
-session) stays ``sent`` and is looked up again; it is re-sent only after a negative lookup older than
-``resend_grace_seconds``, and an alert is raised when it stays invisible longer than
-``order_stalled_after_seconds``. A pass never dies on one bad order.
+**The grace invariant.** An order that OrderWise may already hold is sent again only after a
+negative lookup asked at least ``resend_grace_seconds`` after the *most recent* attempt that may
+have reached OrderWise. The time of every attempt is recorded durably *before* its request leaves
+(the ``attempted_at`` payload field, written in the same store write that renews the claim), so a
+worker that dies after OrderWise committed a re-send but before its own ledger write still leaves
+the newer time behind, and whoever claims the order next waits from there. The grace is measured
+to the time of the lookup, not of the re-send, so a batch looked up once and worked through
+slowly never re-sends on a stale answer. OrderWise imports API
+orders through an e-commerce session and may hide them until the session runs, so the grace must
+be longer than the session's interval. An order that stays invisible longer than
+``order_stalled_after_seconds`` raises an alert. A pass never dies on one bad order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
 from pydantic import ValidationError
 
 from ..alerts import AlertKind
@@ -39,22 +52,34 @@ from ..errors import (
     NotFoundError,
     UnknownVariantError,
 )
+from ..orderwise.models import OrderSummary
+from ..scayle.client import SCOPE_ORDERS_WRITE
 from ..scayle.models import Order
 from ..store import Record, State
 from .context import FlowContext, SyncResult
 
 __all__ = [
+    "ATTEMPTED_AT",
     "CANCELLED_ORDER_CODES",
     "IMPORTABLE_ORDER_CODES",
     "ORDER_KIND",
+    "REFERENCE_KIND",
+    "WEBHOOK_KEY",
     "OrderSync",
     "is_cancelled",
     "is_importable",
+    "last_attempt_at",
     "order_key",
+    "reference_key",
 ]
 
 ORDER_KIND = "order"
 REFERENCE_KIND = "reference_write"
+"""Ledger kind of a reference write-back to SCAYLE that waits (for budget, or after a failure)."""
+ATTEMPTED_AT = "attempted_at"
+"""Payload field: when the most recent create for the order may have left (see the invariant)."""
+WEBHOOK_KEY = "webhook_key"
+"""Payload field: the de-duplication key of the webhook envelope that recorded the order."""
 POLL_WATERMARK = "orders:poll_watermark"
 NOT_CONFIRMED = "not confirmed in SCAYLE yet"
 
@@ -108,13 +133,15 @@ class OrderSync:
     def __init__(self, ctx: FlowContext) -> None:
         self.ctx = ctx
         self._attempted: str | None = None
+        self._started = ctx.clock()
+        self._seen: set[str] = set()  # order records this pass took already
 
     # ----------------------------------------------------------------------------------------- intake
 
-    def poll(self, result: SyncResult) -> dict[int, Order]:
-        """Walk the SCAYLE order list; record new confirmed orders; return them by id for this pass."""
+    def poll(self, result: SyncResult) -> None:
+        """Walk the SCAYLE order list a page at a time: record each page's new confirmed orders
+        and push what is due before reading the next page (memory stays one page)."""
         ctx = self.ctx
-        fresh: dict[int, Order] = {}
         started = ctx.clock()
         params: dict[str, str] = {}
         since_param = ctx.flows.order_poll_since_param
@@ -123,18 +150,34 @@ class OrderSync:
             overlap = timedelta(seconds=ctx.flows.poll_overlap_seconds)
             params[since_param] = (datetime.fromisoformat(watermark) - overlap).isoformat()
         try:
-            pager = ctx.scayle.iter_orders(limit=ctx.flows.order_poll_page_size, params=params)
-            for order in pager:
-                self.intake(order, result, fresh)
-            for entity_id, problem in pager.rejected:
-                self._set_aside(entity_id, problem, result)
+            pages = ctx.scayle.iter_orders(
+                limit=ctx.flows.order_poll_page_size, params=params
+            ).pages()
         except (ConnectorError, ValidationError) as exc:
-            # The poll is a safety net; webhooks and the next pass still bring the orders in.
-            result.add("poll_failed")
-            result.errors.append(f"order poll stopped: {type(exc).__name__}: {exc}")
-            return fresh
+            self._poll_failed(exc, result)
+            return
+        while True:
+            try:
+                page = next(pages, None)
+            except (ConnectorError, ValidationError) as exc:
+                # The poll is a safety net; webhooks and the next pass still bring the orders in.
+                self._poll_failed(exc, result)
+                return
+            if page is None:
+                break
+            cache: dict[int, Order] = {}
+            for order in page.entities:
+                self.intake(order, result, cache)
+            for entity_id, problem in page.rejected:
+                self._set_aside(entity_id, problem, result)
+            if cache:
+                self.push_due(result, cache, as_of=ctx.clock())
         ctx.store.set_cursor(POLL_WATERMARK, started.isoformat())
-        return fresh
+
+    @staticmethod
+    def _poll_failed(exc: Exception, result: SyncResult) -> None:
+        result.add("poll_failed")
+        result.errors.append(f"order poll stopped: {type(exc).__name__}: {exc}")
 
     def _set_aside(self, entity_id: object, problem: str, result: SyncResult) -> None:
         """Quarantine an order SCAYLE listed but the model refuses, so the rest of the poll goes on."""
@@ -198,37 +241,72 @@ class OrderSync:
     # ------------------------------------------------------------------------------------------- push
 
     def run(self, *, poll: bool = True) -> SyncResult:
-        """Poll (optional), push every due order, retry reference write-backs, raise stall alerts."""
+        """Poll (optional) and push page by page, push what else is due (webhooks, retries),
+        catch up on reference write-backs, raise stall alerts."""
         result = SyncResult("orders")
-        cache = self.poll(result) if poll and self.ctx.flows.order_poll else {}
-        self.push_due(result, cache)
+        self._started = self.ctx.clock()
+        if poll and self.ctx.flows.order_poll:
+            self.poll(result)
+        # Due before the pass began: what a record re-queued during the pass waits for is later.
+        self.push_due(result, {}, as_of=self._started)
         self.retry_reference_writes(result)
         self.check_stalled(result)
         return result
 
-    def push_due(self, result: SyncResult, cache: dict[int, Order]) -> None:
-        """Claim and process due order records in batches until none is left."""
+    def push_due(self, result: SyncResult, cache: Mapping[int, Order], *, as_of: datetime) -> None:
+        """Claim order records due ``as_of`` in small batches, look each batch up in OrderWise
+        with one call, and process them, until none is left. A record is processed once a pass."""
         ctx = self.ctx
-        started = ctx.clock()
-        seen: set[str] = set()
+        seen = self._seen
         while True:
-            # Claiming "as of" the start of the pass keeps records re-queued during it for the next one.
             batch = ctx.store.claim_next(
                 ORDER_KIND,
                 owner=ctx.worker_id,
                 lease=ctx.lease,
                 limit=ctx.flows.batch_size,
-                now=started,
+                now=as_of,
             )
             fresh = [r for r in batch if r.key not in seen]
             for record in batch:
-                if record.key in seen:  # taken again within one pass: leave it for the next pass
+                if record.key in seen:  # taken again within one pass: leave it for the next
                     self._requeue(record)
             if not fresh:
                 return
-            for record in fresh:
-                seen.add(record.key)
-                self.process(record, cache, result)
+            seen.update(r.key for r in fresh)
+            looked_up_at = ctx.clock()
+            found = self._look_up(fresh, result)
+            if found is None:
+                continue
+            lookup = Lookup(found, looked_up_at)
+            for index, record in enumerate(fresh):
+                try:
+                    self.process(record, cache, lookup, result)
+                except BaseException:
+                    # The pass stops (credentials, configuration, a crash): hand the rest back.
+                    for rest in fresh[index + 1 :]:
+                        ctx.release(rest, "the pass stopped before this order", backoff=False)
+                    raise
+
+    def _look_up(
+        self, records: list[Record], result: SyncResult
+    ) -> dict[str, list[OrderSummary]] | None:
+        """What OrderWise holds for each record's reference: one call for the whole batch.
+
+        ``None`` when the lookup failed: nothing may be created unchecked, so every record of
+        the batch is released for a later pass.
+        """
+        ctx = self.ctx
+        references = [ctx.mapper.external_reference(int(r.subject)) for r in records]
+        try:
+            return ctx.orderwise.find_orders_by_references(references)
+        except (AuthenticationError, ConfigError):
+            for record in records:
+                ctx.release(record, "OrderWise lookup refused; the pass stops", backoff=False)
+            raise
+        except Exception as exc:
+            for record in records:
+                ctx.release_after_error(record, exc, result)
+            return None
 
     def _requeue(self, record: Record) -> None:
         """Give back a record claimed a second time within one pass, as it was before the claim."""
@@ -249,8 +327,13 @@ class OrderSync:
             next_attempt_at=ctx.clock(),
         )
 
-    def process(self, record: Record, cache: dict[int, Order], result: SyncResult) -> None:
-        """Take one claimed order record as far as it can go; never raises for one bad order."""
+    def process(
+        self, record: Record, cache: Mapping[int, Order], lookup: Lookup, result: SyncResult
+    ) -> None:
+        """Take one claimed order record as far as it can go; never raises for one bad order.
+
+        ``lookup`` is what OrderWise held for the batch's references, and when it was asked.
+        """
         ctx = self.ctx
         self._attempted = None
 
@@ -259,7 +342,7 @@ class OrderSync:
             ctx.release(record, reason, backoff=backoff, maybe_sent=self._attempted == record.key)
 
         try:
-            self._process(record, cache, result)
+            self._process(record, cache, lookup, result)
         except AuthenticationError:
             release("authentication failed; the pass stops", backoff=False)
             raise
@@ -269,27 +352,31 @@ class OrderSync:
         except Exception as exc:  # a pass never dies on one bad order
             ctx.release_after_error(record, exc, result, maybe_sent=self._attempted == record.key)
 
-    def _process(self, record: Record, cache: dict[int, Order], result: SyncResult) -> None:
+    def _process(
+        self, record: Record, cache: Mapping[int, Order], lookup: Lookup, result: SyncResult
+    ) -> None:
         ctx = self.ctx
         order_id = int(record.subject)
         reference = ctx.mapper.external_reference(order_id)
         now = ctx.clock()
 
+        held = lookup.found.get(reference)
+        if held:  # checked before every create: OrderWise has it already
+            self._adopt(record, order_id, reference, held, result)
+            return
         if record.may_have_been_sent:
-            found = ctx.orderwise.find_orders_by_reference(reference)
-            if found:
-                self._adopt(record, order_id, reference, found, result)
-                return
-            sent_at = _sent_at(ctx, record)
-            if sent_at is None:
+            attempted_at = last_attempt_at(ctx, record)
+            grace = timedelta(seconds=ctx.flows.resend_grace_seconds)
+            if attempted_at is None:
                 result.add("never_sent")  # the worker died before its recovery point: safe to send
-            elif now - sent_at < timedelta(seconds=ctx.flows.resend_grace_seconds):
+            elif lookup.at - attempted_at < grace:
+                # The negative lookup is only worth a re-send when it was asked after the grace.
                 ctx.store.transition(
                     record.key,
                     State.SENT,
                     owner=ctx.worker_id,
                     reason="accepted by OrderWise but not visible yet; looking up again later",
-                    payload={**record.payload, "sent_at": sent_at.isoformat()},
+                    payload={**record.payload, ATTEMPTED_AT: attempted_at.isoformat()},
                     next_attempt_at=now + timedelta(seconds=max(1, ctx.flows.backoff_base_seconds)),
                 )
                 result.add("awaiting_visibility")
@@ -358,20 +445,21 @@ class OrderSync:
             for line in mapped.lines
         ]
         sent_payload: dict[str, Any] = {
+            **({WEBHOOK_KEY: record.payload[WEBHOOK_KEY]} if WEBHOOK_KEY in record.payload else {}),
             "reference": reference,
-            "sent_at": now.isoformat(),
+            ATTEMPTED_AT: now.isoformat(),
             "currency": mapped.currency,
             "total_gross": mapped.total_gross,
             "lines": line_items,
         }
-        # Recovery point: hold the claim for the whole call, and record durably that a request may
-        # leave now, so whoever claims this order next looks it up and waits out the grace first.
+        # Recovery point (one write): hold the claim for the whole call and record that a request
+        # may leave now, so whoever claims this order next looks it up and waits out the grace
+        # from this attempt.
         try:
-            ctx.store.renew(record.key, owner=ctx.worker_id, lease=ctx.lease)
+            ctx.store.renew(record.key, owner=ctx.worker_id, lease=ctx.lease, payload=sent_payload)
         except ClaimLostError:
             result.add("claim_lost")  # another worker took the order over; it carries on
             return
-        ctx.store.set_cursor(_sent_cursor(order_id), now.isoformat())
         self._attempted = record.key
         try:
             created = ctx.orderwise.create_sales_order(body)
@@ -412,13 +500,19 @@ class OrderSync:
             order_number=created.order_number,
             payload=sent_payload,
             reason="created in OrderWise",
+            result=result,
         )
         result.add("pushed")
 
     # ---------------------------------------------------------------------------------------- helpers
 
     def _adopt(
-        self, record: Record, order_id: int, reference: str, found: list[Any], result: SyncResult
+        self,
+        record: Record,
+        order_id: int,
+        reference: str,
+        found: list[OrderSummary],
+        result: SyncResult,
     ) -> None:
         ctx = self.ctx
         first = found[0]
@@ -440,6 +534,7 @@ class OrderSync:
             order_number=first.ow_order_number,
             payload=payload,
             reason="adopted the order found in OrderWise by reference",
+            result=result,
         )
         result.add("adopted")
 
@@ -453,9 +548,14 @@ class OrderSync:
         order_number: str | None,
         payload: dict[str, Any],
         reason: str,
+        result: SyncResult,
     ) -> None:
         ctx = self.ctx
-        written = self._write_reference(order_id, reference)
+        written = False
+        if self._write_budget_short():
+            result.add("reference_deferred")  # waits in the ledger until ordersWrite frees up
+        else:
+            written = self._write_reference(order_id, reference)
         payload = {**payload, "reference_written": written, "orderwise_order_number": order_number}
         ctx.store.transition(
             record.key,
@@ -467,7 +567,7 @@ class OrderSync:
             payload=payload,
         )
         if not written:
-            ctx.store.ensure(f"reference:{order_id}", kind=REFERENCE_KIND, subject=str(order_id))
+            ctx.store.ensure(reference_key(order_id), kind=REFERENCE_KIND, subject=str(order_id))
         ctx.alerts.resolve(AlertKind.ORDER_STALLED, str(order_id))
         ctx.alerts.resolve(AlertKind.ORDER_QUARANTINED, str(order_id))
         ctx.log(
@@ -476,6 +576,11 @@ class OrderSync:
             orderwise_order_id=order_id_ow,
             reference=reference,
         )
+
+    def _write_budget_short(self) -> bool:
+        """True when SCAYLE's ``ordersWrite`` budget would make a write-back wait."""
+        wait = self.ctx.scayle.budget.peek(SCOPE_ORDERS_WRITE)
+        return wait > self.ctx.flows.reference_write_max_wait_seconds
 
     def _write_reference(self, order_id: int, reference: str) -> bool:
         try:
@@ -488,19 +593,51 @@ class OrderSync:
         return True
 
     def retry_reference_writes(self, result: SyncResult) -> None:
-        """Write back references whose first write to SCAYLE failed."""
+        """Write back references that waited for budget or whose first write failed, as far as
+        SCAYLE's ``ordersWrite`` budget allows now; the rest wait for a later pass."""
         ctx = self.ctx
-        for record in ctx.store.claim_next(
-            REFERENCE_KIND, owner=ctx.worker_id, lease=ctx.lease, limit=ctx.flows.batch_size
-        ):
-            order_id = int(record.subject)
-            if self._write_reference(order_id, ctx.mapper.external_reference(order_id)):
-                ctx.store.transition(
-                    record.key, State.ACKNOWLEDGED, owner=ctx.worker_id, reason="reference written"
-                )
-                result.add("references_written")
-            else:
-                self.ctx.release(record, "reference write failed", backoff=True)
+        started = ctx.clock()
+        seen: set[str] = set()
+        while True:
+            claimed = ctx.store.claim_next(
+                REFERENCE_KIND,
+                owner=ctx.worker_id,
+                lease=ctx.lease,
+                limit=ctx.flows.batch_size,
+                now=started,
+            )
+            batch = [r for r in claimed if r.key not in seen]
+            for record in claimed:
+                if record.key in seen:  # failed once this pass already: the next pass retries
+                    ctx.release(record, "reference write failed", backoff=True)
+            if not batch:
+                return
+            seen.update(r.key for r in batch)
+            for index, record in enumerate(batch):
+                if self._write_budget_short():
+                    wait = ctx.scayle.budget.peek(SCOPE_ORDERS_WRITE)
+                    later = ctx.clock() + timedelta(seconds=max(1.0, wait))
+                    for rest in batch[index:]:
+                        ctx.store.transition(
+                            rest.key,
+                            State.PENDING,
+                            owner=ctx.worker_id,
+                            reason="waiting for SCAYLE's ordersWrite budget",
+                            next_attempt_at=later,
+                        )
+                    result.add("references_waiting", len(batch) - index)
+                    return
+                order_id = int(record.subject)
+                if self._write_reference(order_id, ctx.mapper.external_reference(order_id)):
+                    ctx.store.transition(
+                        record.key,
+                        State.ACKNOWLEDGED,
+                        owner=ctx.worker_id,
+                        reason="reference written",
+                    )
+                    result.add("references_written")
+                else:
+                    ctx.release(record, "reference write failed", backoff=True)
 
     def _quarantine(self, record: Record, reason: str, code: str, result: SyncResult) -> None:
         ctx = self.ctx
@@ -528,7 +665,7 @@ class OrderSync:
             if record.reason == NOT_CONFIRMED:
                 continue  # waiting for payment in SCAYLE is not the connector being stuck
             since = (
-                _sent_at(ctx, record) if record.state == State.SENT else None
+                last_attempt_at(ctx, record) if record.state == State.SENT else None
             ) or record.created_at
             if now - since > limit:
                 raised = ctx.alerts.raise_alert(
@@ -542,17 +679,32 @@ class OrderSync:
                     result.add("stalled_alerts")
 
 
-def _sent_cursor(order_id: int) -> str:
+@attrs.frozen
+class Lookup:
+    """What OrderWise held per reference for a claimed batch, and when it was asked."""
+
+    found: Mapping[str, list[OrderSummary]]
+    at: datetime
+
+
+def reference_key(order_id: int | str) -> str:
+    """The ledger key of a SCAYLE order's pending reference write-back."""
+    return f"reference:{order_id}"
+
+
+def _legacy_sent_cursor(order_id: int) -> str:
     return f"orders:sent_at:{order_id}"
 
 
-def _sent_at(ctx: FlowContext, record: Record) -> datetime | None:
-    """When a request for this order may last have left, or ``None`` if none ever did.
+def last_attempt_at(ctx: FlowContext, record: Record) -> datetime | None:
+    """When a create for this order may last have reached OrderWise, or ``None`` if none left.
 
-    The payload's ``sent_at`` after an unclear outcome; otherwise the recovery point written just
-    before the create (a worker that died mid-call leaves only that).
+    The latest of the times recorded before each attempt (``attempted_at``; ``sent_at`` and a
+    cursor in ledgers written by 0.1.0), so the grace always runs from the most recent attempt.
     """
-    value = (record.payload or {}).get("sent_at")
-    if not isinstance(value, str):
-        value = ctx.store.get_cursor(_sent_cursor(int(record.subject)))
-    return datetime.fromisoformat(value) if value else None
+    payload = record.payload or {}
+    times = [payload.get(ATTEMPTED_AT), payload.get("sent_at")]
+    if record.may_have_been_sent:
+        times.append(ctx.store.get_cursor(_legacy_sent_cursor(int(record.subject))))
+    parsed = [datetime.fromisoformat(t) for t in times if isinstance(t, str) and t]
+    return max(parsed) if parsed else None

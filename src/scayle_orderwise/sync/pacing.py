@@ -8,6 +8,11 @@ A loop that repeats a flow asks its pacer after every pass how long to wait::
         result = connector.sync_inventory()
         time.sleep(pacer.next_delay(result))      # or: await asyncio.sleep(...)
 
+The pacers also fit :class:`scayle_orderwise.service.FlowScheduler` (its ``Pacer`` takes the flow's
+configured interval as a second argument, which these ignore)::
+
+    FlowScheduler(connector, pacers={"inventory": pacer_for("inventory", settings.inventory)})
+
 The stock flow is the one that needs it: a pass that finds nothing costs one OrderWise export
 call, and a stock change should reach the shop in seconds. With the defaults it polls every 2 s
 while changes flow and backs off by half each quiet pass to 10 s, so a change waits at most about
@@ -49,10 +54,11 @@ DEFAULT_INTERVAL = 60.0
 
 
 class Pacer(Protocol):
-    """Tells a loop how long to wait after a pass."""
+    """Tells a loop how long to wait after a pass (the shape of ``service.scheduler.Pacer``)."""
 
-    def next_delay(self, result: SyncResult | None) -> float:
-        """Seconds to wait after the pass that produced ``result`` (``None``: it raised)."""
+    def next_delay(self, result: SyncResult | None, interval: float | None = None) -> float:
+        """Seconds to wait after the pass that produced ``result`` (``None``: it raised);
+        ``interval`` is the loop's own configured interval, if it has one."""
         ...
 
 
@@ -62,8 +68,8 @@ class FixedPacer:
 
     interval: float = attrs.field(validator=attrs.validators.gt(0))
 
-    def next_delay(self, result: SyncResult | None) -> float:
-        """``interval``, whatever the pass did."""
+    def next_delay(self, result: SyncResult | None, interval: float | None = None) -> float:
+        """``interval``, whatever the pass did (the loop's own interval is ignored)."""
         return self.interval
 
 
@@ -99,8 +105,9 @@ class AdaptivePacer:
         check = self.busy or _busy_by_outcomes(self.outcomes)
         return check(result)
 
-    def next_delay(self, result: SyncResult | None) -> float:
-        """The wait before the next pass (and the pacer's new :attr:`interval`)."""
+    def next_delay(self, result: SyncResult | None, interval: float | None = None) -> float:
+        """The wait before the next pass (and the pacer's new :attr:`interval`); the loop's own
+        ``interval`` is ignored: the bounds are ``min_interval`` and ``max_interval``."""
         if self.found_work(result):
             self.interval = self.min_interval
         else:

@@ -160,6 +160,13 @@ def _claimed(store: IdempotencyStore, key: str, owner: str, **kwargs: Any) -> Re
     return record
 
 
+def _stored(store: IdempotencyStore, key: str) -> Record:
+    record = store.get(key)
+    _ok(record is not None, f"{key} should exist")
+    assert record is not None
+    return record
+
+
 # ---------------------------------------------------------------------------------- the checks
 
 
@@ -571,6 +578,73 @@ def check_renew(h: Harness) -> None:
     )
     h.clock.advance(LEASE)
     _ok(store.claim("order:1", owner="w2", lease=LEASE) is not None, "claim after expiry")
+
+
+def check_renew_with_payload(h: Harness) -> None:
+    """``renew(payload=...)`` records a recovery point with the longer lease, in one write."""
+    store = h.new()
+    _order(store, "order:1")
+    _claimed(store, "order:1", "w1")
+    renewed = store.renew("order:1", owner="w1", lease=LEASE, payload={"attempted_at": "t1"})
+    _eq(renewed.payload, {"attempted_at": "t1"}, "renew returns the new payload")
+    _eq(_stored(store, "order:1").payload, {"attempted_at": "t1"}, "renew stores the payload")
+    _eq(_stored(store, "order:1").state, State.IN_FLIGHT, "renew keeps the claim")
+    store.renew("order:1", owner="w1", lease=LEASE)
+    _eq(_stored(store, "order:1").payload, {"attempted_at": "t1"}, "renew without payload keeps it")
+    _raises(
+        ClaimLostError,
+        "renew with payload by a non-owner",
+        lambda: store.renew("order:1", owner="w2", lease=LEASE, payload={"x": 1}),
+    )
+    _eq(_stored(store, "order:1").payload, {"attempted_at": "t1"}, "a refused renew writes nothing")
+
+
+def check_archive(h: Harness) -> None:
+    """``archive`` moves final records out of the live ledger; ``get``/``ensure`` still see them
+    (nothing is done twice) and ``mark`` brings one back with its history."""
+    store = h.new()
+    for key in ("order:1", "order:2", "order:3", "order:4"):
+        _order(store, key)
+    store.ensure("shipment:1", kind="shipment", subject="1")
+    for key in ("order:1", "order:2", "shipment:1"):
+        _claimed(store, key, "w1")
+        store.transition(key, State.ACKNOWLEDGED, owner="w1", external_id=f"ow-{key}")
+    store.mark("order:3", State.CANCELLED, reason="cancelled in the shop")
+    h.clock.advance(timedelta(days=100))
+    _order(store, "order:5")
+    _claimed(store, "order:5", "w1")
+    store.transition("order:5", State.ACKNOWLEDGED, owner="w1", external_id="ow-5")  # recent
+    before = _stored(store, "order:1")
+    cutoff = h.clock() - timedelta(days=90)
+    _eq(store.archive(before=cutoff, kind="order", limit=1), 1, "archive honours limit")
+    _eq(store.archive(before=cutoff, kind="order"), 2, "archive by kind: the rest")
+    _eq(store.archive(before=cutoff), 1, "archive of every kind: the shipment")
+    _eq(store.archive(before=cutoff), 0, "nothing left to archive")
+    _eq(
+        sorted(r.key for r in store.records()),
+        ["order:4", "order:5"],
+        "records() lists live records only",
+    )
+    _eq(store.counts(kind="order")[State.ACKNOWLEDGED], 1, "counts() leave the archive out")
+    archived = _stored(store, "order:1")
+    _eq(archived, before, "get() answers an archived record unchanged, history included")
+    again = store.ensure("order:1", kind="order", subject="1")
+    _eq(again.state, State.ACKNOWLEDGED, "ensure() returns the archived record, not a new one")
+    _eq(store.claim("order:1", owner="w2", lease=LEASE), None, "an archived record is final")
+    _eq(
+        [r.key for r in store.claim_next("order", owner="w2", lease=LEASE, limit=10)],
+        ["order:4"],
+        "claims see live records only",
+    )
+    reopened = store.mark("order:2", State.PENDING, reason="reopened", actor="ops")
+    _eq(reopened.state, State.PENDING, "mark() brings an archived record back")
+    _eq(len(reopened.history), len(_stored(store, "order:2").history), "history came back")
+    _eq(reopened.history[-1].reason, "reopened", "the move is recorded")
+    _ok(
+        "order:2" in {r.key for r in store.records(states=State.PENDING)},
+        "a record brought back is live again",
+    )
+    _raises(ValueError, "a naive cutoff", lambda: store.archive(before=datetime(2026, 1, 1)))
 
 
 def check_history(h: Harness) -> None:

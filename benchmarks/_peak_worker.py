@@ -86,6 +86,7 @@ def memory() -> None:
                     "rss_peak_mib": _rss_mib(),
                     "seconds": seconds,
                     "counts": dict(result.counts),
+                    "errors": result.errors[:5],
                 }
             ),
             flush=True,

@@ -76,6 +76,8 @@ def run_one(size: int, code: str | None) -> dict[str, Any]:
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"the worker failed (status {proc.returncode}); see {log}")
     report = lines[-1]
+    for error in report.get("errors", []):
+        console.print(f"  worker error: {error}")
     return {
         "size": size,
         "growth": report["rss_peak_mib"] - report["rss_before_mib"],

@@ -3,7 +3,7 @@
     python benchmarks/chaos.py [--quick] [--dsn postgresql://...] [--orders N] [--workers W]
 
 Workers are threads, each acting as a separate machine: its own ``PostgresStore`` connection (DSN
-from ``--dsn`` or ``SCAYLE_ORDERWISE_TEST_PG_DSN``, a fresh schema dropped afterwards; without a
+from ``--dsn`` or ``SCAYLE_ORDERWISE_STORE__URL``, a fresh schema dropped afterwards; without a
 DSN a shared SQLite file, with a note) and its own connector with a stable ``worker_id``. Orders
 arrive in waves while the workers run passes under mixed faults on both fakes (5xx answers,
 timeouts before and after the server committed, 429s, and ``SimulatedCrash`` after a commit,
@@ -22,7 +22,6 @@ actually injected.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import threading
 import time
@@ -35,7 +34,7 @@ from typing import Any
 import attrs
 from _common import CATALOGUE, Check, console, finish, machine, mixed_orders, print_table
 
-from scayle_orderwise.config import FlowSettings
+from scayle_orderwise.config import STORE_URL_ENV, FlowSettings, postgres_dsn_from_env
 from scayle_orderwise.connector import Connector
 from scayle_orderwise.mapping import OrderMapper
 from scayle_orderwise.sandbox import Faults, Sandbox, SimulatedCrash
@@ -46,7 +45,7 @@ from scayle_orderwise.testing.strategies import (
     strategy_mapping_config,
 )
 
-PG_ENV = "SCAYLE_ORDERWISE_TEST_PG_DSN"
+PG_ENV = STORE_URL_ENV  # a postgresql:// DSN; the old SCAYLE_ORDERWISE_TEST_PG_DSN still works
 FLOWS = FlowSettings(backoff_base_seconds=0, resend_grace_seconds=0, lease_seconds=300)
 MIXED = Faults(
     error_rate=0.05,
@@ -89,7 +88,9 @@ def plant(sandbox: Sandbox, first_id: int) -> dict[int, str]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few hundred orders, 2 workers")
-    parser.add_argument("--dsn", default=os.environ.get(PG_ENV), help=f"PostgreSQL DSN ({PG_ENV})")
+    parser.add_argument(
+        "--dsn", default=postgres_dsn_from_env(), help=f"PostgreSQL DSN (default: ${PG_ENV})"
+    )
     parser.add_argument("--orders", type=int, default=None)
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)

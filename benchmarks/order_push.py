@@ -5,7 +5,7 @@
 A connector first imports a history of orders (the warm-up pass also fetches the OrderWise token,
 a one-off call that is left out of every count). Then, per store (``MemoryStore``, ``SqliteStore``
 on a temporary file, and ``PostgresStore`` when a DSN is given with ``--dsn`` or
-``SCAYLE_ORDERWISE_TEST_PG_DSN``), batches of new orders are pushed in the two steady states the
+``SCAYLE_ORDERWISE_STORE__URL``), batches of new orders are pushed in the two steady states the
 library supports, counting every request the two fakes record (``sandbox.scayle.requests`` +
 ``sandbox.orderwise.requests``):
 
@@ -49,15 +49,19 @@ from _common import (
     print_table,
 )
 
-from scayle_orderwise.config import FlowSettings
+from scayle_orderwise.config import STORE_URL_ENV, FlowSettings, postgres_dsn_from_env
 from scayle_orderwise.connector import Connector
 from scayle_orderwise.mapping import OrderMapper
 from scayle_orderwise.store import IdempotencyStore, MemoryStore, SqliteStore, State
 
-FLOWS = FlowSettings(backoff_base_seconds=0, resend_grace_seconds=0)
+# Write-backs wait for SCAYLE's ordersWrite budget here (the sandbox's clock is virtual, so waiting
+# costs no time) rather than waiting in the ledger: every order's whole cost lands in one pass.
+FLOWS = FlowSettings(
+    backoff_base_seconds=0, resend_grace_seconds=0, reference_write_max_wait_seconds=3600
+)
 TARGET_CALLS = {"webhook": 3.2, "poll": 3.0}
 TARGET_WRITES = 4.0
-PG_ENV = "SCAYLE_ORDERWISE_TEST_PG_DSN"
+PG_ENV = STORE_URL_ENV  # a postgresql:// DSN; the old SCAYLE_ORDERWISE_TEST_PG_DSN still works
 
 
 def calls_since(sandbox: Any, marks: tuple[int, int]) -> list[tuple[str, str, int]]:
@@ -194,7 +198,9 @@ def drop_schema(dsn: str, store: IdempotencyStore) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small batches")
-    parser.add_argument("--dsn", default=os.environ.get(PG_ENV), help=f"PostgreSQL DSN ({PG_ENV})")
+    parser.add_argument(
+        "--dsn", default=postgres_dsn_from_env(), help=f"PostgreSQL DSN (default: ${PG_ENV})"
+    )
     args = parser.parse_args(argv)
     history = 100 if args.quick else 2000
     batch = 50 if args.quick else 1000

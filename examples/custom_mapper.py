@@ -85,7 +85,7 @@ def run_standalone(email: str = "buyer@bigcorp.example") -> dict[str, Any]:
 
 
 def run_sandbox(email: str = "buyer@bigcorp.example") -> dict[str, Any]:
-    """Push the example order through a sandbox Connector; return the body OrderWise received."""
+    """Push the example order through a sandbox Connector; return the wire body OrderWise received."""
     from scayle_orderwise.connector import Connector
 
     sandbox = Sandbox(seed=1)
@@ -96,8 +96,10 @@ def run_sandbox(email: str = "buyer@bigcorp.example") -> dict[str, Any]:
     sandbox.scayle.add_order(example_order(email=email))
     connector = Connector.for_sandbox(sandbox, mapping=AcmeMapper())
     connector.sync_orders()
-    (body,) = sandbox.orderwise.sales_orders
-    return body
+    (received,) = sandbox.orderwise.sales_orders
+    # The fake OrderWise keeps amounts as Decimal; read them back into the wire model so both modes
+    # print the body the same way, as the JSON numbers the client sent.
+    return SalesOrderCreate.model_validate(received).to_wire()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--email", default="buyer@bigcorp.example", help="buyer e-mail")
     args = parser.parse_args(argv)
     body = run_sandbox(args.email) if args.sandbox else run_standalone(args.email)
-    print(json.dumps(body, indent=2, default=str))
+    print(json.dumps(body, indent=2))  # money as JSON numbers in major units, as on the wire
 
 
 if __name__ == "__main__":

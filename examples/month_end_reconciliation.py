@@ -29,9 +29,10 @@ mapping configuration as the workers that push orders, so amounts are compared l
 drop the sandbox set-up and the planted problems, and call ``reconcile`` / ``export_postings``
 for the closed month, e.g. from a scheduled job on the first working day. The same is available
 on the command line: ``scayle-orderwise reconcile --since 2026-05-01 --until 2026-06-01 --format
-html --output may.html`` and ``scayle-orderwise export-postings``. Delivery here is booked as a
-carriage service line per VAT code (``MappingConfig(delivery_variant_code=...)``), so a mixed
-basket's delivery VAT matches SCAYLE's split; book it the way your OrderWise installation does.
+html --output may.html`` and ``scayle-orderwise export-postings``. The month is May in the books'
+time zone (Europe/London): reconciliation and postings cut it the same way. Delivery is booked, by
+default, as a line of the OrderWise carriage item ``CARRIAGE`` per VAT code, so a mixed basket's
+delivery VAT matches SCAYLE's split.
 """
 
 from __future__ import annotations
@@ -40,19 +41,20 @@ import random
 import sys
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from scayle_orderwise.config import FlowSettings
 from scayle_orderwise.connector import Connector
-from scayle_orderwise.mapping import MappingConfig
 from scayle_orderwise.reconcile import Tier
 from scayle_orderwise.reconcile import report as render
 from scayle_orderwise.sandbox import Sandbox, make_order
 
-MONTH_START = datetime(2026, 5, 1, tzinfo=UTC)
-MONTH_END = datetime(2026, 6, 1, tzinfo=UTC)
+BOOKS = ZoneInfo("Europe/London")  # the books' time zone (ConnectorSettings.timezone)
+MONTH_START = datetime(2026, 5, 1, tzinfo=BOOKS)
+MONTH_END = datetime(2026, 6, 1, tzinfo=BOOKS)
 CATALOGUE: list[tuple[str, int, str]] = [
     ("TEE-BLK-M", 2400, "0.20"),
     ("HOODIE-GRY-L", 4995, "0.20"),
@@ -61,7 +63,6 @@ CATALOGUE: list[tuple[str, int, str]] = [
     ("CAR-SEAT-01", 12000, "0.05"),
     ("MUG-ENAMEL", 999, "0.20"),
 ]
-CARRIAGE = "CARRIAGE"  # the OrderWise service variant delivery is booked to
 GHOST_SKU = "TEE-LIMITED-EDITION"  # sold in the shop, never set up in OrderWise
 FIRST_ID = 60001
 MONTH_ORDERS = 36
@@ -75,7 +76,6 @@ HAND_KEYED_REFERENCE = "SCAYLE-69999"  # keyed in OrderWise by hand; SCAYLE has 
 def build_month(sandbox: Sandbox, seed: int = 5) -> list[int]:
     """Add May's orders (and one of June) to the SCAYLE fake; returns the May order ids."""
     rng = random.Random(seed)
-    sandbox.orderwise.add_variant(CARRIAGE)
     for sku, _price, _rate in CATALOGUE:
         sandbox.orderwise.add_variant(sku)
         sandbox.scayle.add_variant(sku)
@@ -137,7 +137,6 @@ def run(folder: Path) -> dict[str, Any]:
     ids = build_month(sandbox)
     connector = Connector.for_sandbox(
         sandbox,
-        mapping=MappingConfig(delivery_variant_code=CARRIAGE),
         worker_id="month-end",
         flows=FlowSettings(backoff_base_seconds=0, resend_grace_seconds=0),
     )

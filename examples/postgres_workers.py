@@ -17,10 +17,11 @@ What it shows:
 It prints a table: orders, sales orders in OrderWise, duplicates (must be 0) and how many orders
 each worker pushed or adopted.
 
-Run it with a PostgreSQL DSN (argument or ``SCAYLE_ORDERWISE_PG_DSN``)::
+Run it with a PostgreSQL DSN (argument or ``SCAYLE_ORDERWISE_STORE__URL``, the connector's own
+ledger setting)::
 
     python examples/postgres_workers.py postgresql://postgres@127.0.0.1:5432/postgres
-    SCAYLE_ORDERWISE_PG_DSN=postgresql://... python examples/postgres_workers.py --workers 6
+    SCAYLE_ORDERWISE_STORE__URL=postgresql://... python examples/postgres_workers.py --workers 6
 
 The ledger goes to a fresh schema that is dropped afterwards (``--schema NAME`` keeps it).
 
@@ -49,7 +50,7 @@ from typing import Any
 from scayle_orderwise.sandbox import Faults, RealClock, Sandbox, make_order
 from scayle_orderwise.sandbox.serve import SandboxServer, serve
 
-DSN_ENV = "SCAYLE_ORDERWISE_PG_DSN"
+DSN_ENV = "SCAYLE_ORDERWISE_STORE__URL"  # the connector's own ledger setting
 SCHEMA_ENV = "EXAMPLE_PG_SCHEMA"  # how the parent tells the workers which schema to use
 CATALOGUE = [
     ("TEE-BLK-M", 2400, "0.20"),
@@ -127,13 +128,12 @@ def _worker_env(server: SandboxServer, dsn: str, schema: str, worker_id: str) ->
                 "stock_changes": exports.stock_changes,
                 "order_details": exports.order_details,
                 "stock_full": exports.stock_full,
+                "orders_by_references": exports.orders_by_references,
             }
         ),
         # Demo timing: retry unclear outcomes on the next pass instead of waiting 15 minutes.
         "SCAYLE_ORDERWISE_FLOWS__BACKOFF_BASE_SECONDS": "0",
         "SCAYLE_ORDERWISE_FLOWS__RESEND_GRACE_SECONDS": "0",
-        # Small claims so that the work spreads over the workers (production: the default 100).
-        "SCAYLE_ORDERWISE_FLOWS__BATCH_SIZE": "10",
         "SCAYLE_ORDERWISE_ALERTS__LOG": "false",
         "SCAYLE_ORDERWISE_STORE__URL": dsn,
         "SCAYLE_ORDERWISE_WORKER_ID": worker_id,
@@ -247,7 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(run_worker()), flush=True)
         return 0
-    dsn = args.dsn or os.environ.get(DSN_ENV)
+    from scayle_orderwise.config import postgres_dsn_from_env
+
+    dsn = args.dsn or postgres_dsn_from_env()  # the old SCAYLE_ORDERWISE_PG_DSN still works
     if not dsn:
         print(
             f"This example needs PostgreSQL: pass a DSN or set {DSN_ENV}, e.g.\n"

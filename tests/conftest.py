@@ -1,29 +1,50 @@
-"""Shared fixtures. PostgreSQL: set SCAYLE_ORDERWISE_TEST_PG_DSN (``.ci/run`` does) to run those tests."""
+"""Shared fixtures and the test suite's view of the environment.
+
+PostgreSQL: ``SCAYLE_ORDERWISE_STORE__URL`` set to a ``postgresql://`` DSN runs those tests (``.ci/run``
+does; the older ``SCAYLE_ORDERWISE_TEST_PG_DSN`` still works, with a deprecation warning). Use a
+throwaway database: each test makes its own schema and drops it. The variable is read once here and
+then taken out of the environment, so tests that load settings see a clean one.
+``SCAYLE_ORDERWISE_REQUIRE_PG=1`` makes the PostgreSQL tests fail instead of skip without a DSN.
+"""
 
 from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 
 import pytest
 
-PG_DSN_ENV = "SCAYLE_ORDERWISE_TEST_PG_DSN"
+from scayle_orderwise.config import STORE_URL_ENV, postgres_dsn_from_env
+
+REQUIRE_PG_ENV = "SCAYLE_ORDERWISE_REQUIRE_PG"
+
+with warnings.catch_warnings(record=True) as _deprecated:
+    warnings.simplefilter("always")
+    _PG_DSN = postgres_dsn_from_env()
+_PG_DSN_NOTE = str(_deprecated[0].message) if _deprecated else None
+os.environ.pop(STORE_URL_ENV, None)
+
+
+@pytest.fixture(scope="session")
+def optional_pg_dsn() -> str | None:
+    """The test PostgreSQL DSN, or ``None`` (for tools that fall back to SQLite by themselves)."""
+    return _PG_DSN
 
 
 @pytest.fixture(scope="session")
 def pg_dsn() -> str:
-    """The test PostgreSQL DSN; skips the test when the environment variable is unset."""
-    dsn = os.environ.get(PG_DSN_ENV)
-    if not dsn and os.environ.get("SCAYLE_ORDERWISE_REQUIRE_PG"):
-        pytest.fail(
-            f"{PG_DSN_ENV} is not set but SCAYLE_ORDERWISE_REQUIRE_PG is: CI must run these"
-        )
-    if not dsn:
+    """The test PostgreSQL DSN; skips the test when none is set (fails under REQUIRE_PG)."""
+    if _PG_DSN_NOTE:
+        warnings.warn(_PG_DSN_NOTE, DeprecationWarning, stacklevel=1)
+    if not _PG_DSN and os.environ.get(REQUIRE_PG_ENV):
+        pytest.fail(f"{STORE_URL_ENV} is not a PostgreSQL DSN but {REQUIRE_PG_ENV} is set")
+    if not _PG_DSN:
         pytest.skip(
-            f"PostgreSQL tests need {PG_DSN_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/postgres)"
+            f"PostgreSQL tests need {STORE_URL_ENV}=postgresql://... (a throwaway database)"
         )
-    return dsn
+    return _PG_DSN
 
 
 @pytest.fixture

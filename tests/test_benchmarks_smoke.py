@@ -1,6 +1,6 @@
 """The benchmark scripts still run: each in ``--quick`` mode prints its table and its invariants hold.
 
-The five scripts start at once (module fixture) as subprocesses; each test then checks one of
+The scripts start at once (module fixture) as subprocesses; each test then checks one of
 them: exit code 0 (in ``--quick`` runs only correctness targets count; speed figures are printed
 as ``info``), the table, and the figures it must show. Full runs and their figures:
 ``docs/performance.md``.
@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("mapping", "order_push", "stock", "reconciliation", "chaos")
+SCRIPTS = ("mapping", "order_push", "stock", "reconciliation", "chaos", "fulfilment")
 
 
 @pytest.fixture(scope="module")
-def runs() -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
+def runs(optional_pg_dsn: str | None) -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
     env = {**os.environ, "COLUMNS": "160", "PYTHONUNBUFFERED": "1"}
+    if optional_pg_dsn:  # the scripts measure PostgreSQL too when a server is given
+        env["SCAYLE_ORDERWISE_STORE__URL"] = optional_pg_dsn
     started = {
         name: subprocess.Popen(
             [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--quick"],
@@ -65,7 +67,7 @@ def test_mapping(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
     assert "Mapping cost vs parsing alone" in out
     assert "PASS  all 300 orders map and add up to cost.withTax (failures: 0)" in out
     (ratio,) = _figures(r"parse \+ map <= 2\.0x parse \((\d+\.\d+)x\)", out)
-    assert ratio > 1.0  # mapping costs something on top of parsing
+    assert ratio > 0  # a figure was measured (its size is for docs/performance.md, not a test)
 
 
 def test_order_push(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
@@ -102,3 +104,12 @@ def test_chaos(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
     assert _figures(r"duplicates \(must be 0\)\s*│\s*(\d+)", out) == [0]
     assert _figures(r"lost \(must be 0\)\s*│\s*(\d+)", out) == [0]
     assert "quarantined: unknown_sku" in out
+
+
+def test_fulfilment(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = _ok(runs["fulfilment"])
+    assert "One fulfilment pass: time per order against the smallest size" in out
+    for shape in ("new", "0.1.0"):
+        assert f"PASS  {shape} 100: every order shipped once with all its units" in out
+    (ratio,) = _figures(r"new: CPU ms per order at 100 <= 2\.0x at 30 \((\d+\.\d+)x\)", out)
+    assert ratio > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def test_sync_status_quarantine_and_reports(
     assert report["summary"]["matched"] == 6 and report["summary"]["by_tier"].get("block", 0) == 0
 
     html = runner.invoke(app, ["reconcile", *cfg, "--format", "html"])
-    assert html.exit_code == 0 and html.output.lstrip().lower().startswith("<!doctype html>")
+    assert html.exit_code == 0 and html.stdout.lstrip().lower().startswith("<!doctype html>")
 
     postings = runner.invoke(
         app, ["export-postings", *cfg, "--since", "2026-01-01", "--until", "2026-12-31"]
@@ -119,7 +120,10 @@ def test_sync_status_quarantine_and_reports(
 def test_retry_requeues_failed_orders_only(configured: Path) -> None:
     assert runner.invoke(app, ["sync", "orders", "--config", str(configured)]).exit_code == 0
     result = runner.invoke(app, ["retry", "999", "501", "--config", str(configured)])
-    assert result.exit_code == 0 and "0 order(s) queued" in result.output
+    assert result.exit_code == 1 and "0 order(s) queued" in result.stdout
+    assert "skipped: order:999 is not in the ledger" in result.stderr
+    assert "skipped: order:501 is acknowledged, not failed" in result.stderr
+    assert result.stderr.count("error:") == 1 and "2 of 2" in result.stderr
 
 
 def test_secrets_in_the_file_are_refused(tmp_path: Path) -> None:
@@ -173,7 +177,10 @@ def test_ledger_commands_need_no_credentials_and_show_open_alerts(
     status = runner.invoke(app, ["status", "--json"])
     assert status.exit_code == 0, status.output
     health = json.loads(status.output)
-    assert ["order_quarantined", "506", "unknown_variant"] in health["open_alerts"]
+    assert health["schema_version"] == 2
+    assert {"kind": "order_quarantined", "subject": "506", "cause": "unknown_variant"} in health[
+        "open_alerts"
+    ]
     listed = runner.invoke(app, ["quarantine", "list", "--kind", "all"])
     assert listed.exit_code == 0 and "506" in listed.output
     assert runner.invoke(app, ["quarantine", "release", "order:506"]).exit_code == 0
@@ -250,3 +257,89 @@ def test_a_missing_ledger_is_not_created_silently(
     result = runner.invoke(app, ["status"])
     assert result.exit_code == 2 and "no ledger" in result.output
     assert not (tmp_path / "nowhere.db").exists()
+
+
+def test_csv_to_a_terminal_ends_with_one_newline(configured: Path) -> None:
+    """Issue 15 B14: the CSV ends with its own newline; the command adds no blank line."""
+    assert runner.invoke(app, ["sync", "orders", "--config", str(configured)]).exit_code == 0
+    for args in (
+        ["reconcile", "--format", "csv"],
+        ["export-postings", "--since", "2026-01-01", "--until", "2026-12-31"],
+    ):
+        result = runner.invoke(app, [*args, "--config", str(configured)])
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout.endswith("\n") and not result.stdout.endswith("\n\n"), args
+
+
+def test_reconcile_shows_orders_read_per_system(configured: Path) -> None:
+    """Issue 15 B10: reconciliation counts every order it reads, on standard error."""
+    assert runner.invoke(app, ["sync", "orders", "--config", str(configured)]).exit_code == 0
+    result = runner.invoke(app, ["reconcile", "--format", "json", "--config", str(configured)])
+    assert result.exit_code == 0, result.stderr
+    assert "SCAYLE orders read" in result.stderr and "OrderWise orders read" in result.stderr
+    scayle = next(line for line in result.stderr.splitlines() if "SCAYLE orders read" in line)
+    assert " 6 " in f" {scayle} "  # all six SCAYLE orders were read
+    assert json.loads(result.stdout)["summary"]["shop_orders"] == 6
+
+
+def test_a_host_that_does_not_answer_is_reported_while_retrying(
+    configured: Path, tmp_path: Path
+) -> None:
+    """Issue 15 B10: against a host that is down, each retry prints a line (not 18 s of silence)."""
+    import socket
+
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    text = configured.read_text(encoding="utf-8")
+    down = tmp_path / "down.toml"
+    start = text.index('base_url = "') + len('base_url = "')
+    end = text.index('"', start)
+    down.write_text(
+        text[:start] + f"http://127.0.0.1:{port}/scayle/api/admin/v1" + text[end:],
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["sync", "orders", "--config", str(down)])
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) >= 1 and "SCAYLE" in notes[0] and "trying again" in notes[0]
+    assert "poll_failed=1" in result.stdout
+    # With the operator's logging at info, the log lines say it already: no second line per retry.
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        logged = runner.invoke(
+            app, ["--log-level", "info", "sync", "orders", "--config", str(down)]
+        )
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+    assert "note: " not in logged.stderr
+    # Each retry of one call is said once (the start-up check of warehouses and carriers retries
+    # its own calls too).
+    retries = [line for line in logged.stderr.splitlines() if "retry 1 " in line]
+    assert sum(1 for line in retries if line.endswith("/orders]")) == 1, logged.stderr
+
+
+def test_check_compares_the_scayle_tenant_with_the_settings(
+    configured: Path, tmp_path: Path
+) -> None:
+    ok = runner.invoke(app, ["check", "--config", str(configured)])
+    assert ok.exit_code == 0, ok.output
+    assert "SCAYLE has every warehouse and carrier the settings name" in ok.output
+
+    text = configured.read_text(encoding="utf-8")
+    text = text.replace('default_warehouse = "WH1"', 'default_warehouse = "WH9"')
+    text = text.replace(
+        "backoff_base_seconds = 0", 'backoff_base_seconds = 0\ndefault_carrier = "NOPE"'
+    )
+    broken = tmp_path / "broken.toml"
+    broken.write_text(text, encoding="utf-8")
+    bad = runner.invoke(app, ["check", "--config", str(broken)])
+    assert bad.exit_code == 1
+    assert "'WH9'" in bad.output and "'NOPE'" in bad.output
+    assert bad.output.count("error:") == 1 and "Traceback" not in bad.output
+    as_json = runner.invoke(app, ["check", "--json", "--config", str(broken)])
+    assert as_json.exit_code == 1 and '"ok": false' in as_json.output
+
+    synced = runner.invoke(app, ["sync", "orders", "--config", str(broken)])
+    assert synced.exit_code == 0  # the orders flow does not need the warehouse
+    assert "warning: SCAYLE has no warehouse 'WH9'" in synced.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -29,10 +30,11 @@ def test_standalone_trade_buyer(example: ModuleType) -> None:
     assert body["customer"] == {"accountNumber": "BIGC001"}
     assert body["orderHeader"]["specialInstructions"] == "Trade order"
     codes = {line["variantCode"] for line in body["orderLines"]}
-    assert codes == {"TEE-BLK-M", "BOOK-42"}
+    assert codes == {"TEE-BLK-M", "BOOK-42", "CARRIAGE"}  # delivery: carriage lines per code
     assert {line["eCommerceCode"] for line in body["orderLines"]} == {
         "ACME-TEE-BLK-M",
         "ACME-BOOK-42",
+        "delivery",
     }
 
 
@@ -53,10 +55,24 @@ def test_against_the_sandbox(example: ModuleType) -> None:
     body = example.run_sandbox("buyer@smallshop.example")
     assert body["customer"] == {"accountNumber": "SMAL002"}
     assert body["orderHeader"]["eCommerceOrderNumber"] == "SCAYLE-7001"
-    assert {line["variantCode"] for line in body["orderLines"]} == {"TEE-BLK-M", "BOOK-42"}
+    codes = {line["variantCode"] for line in body["orderLines"]}
+    assert codes == {"TEE-BLK-M", "BOOK-42", "CARRIAGE"}
 
 
 def test_main_prints_json(example: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     example.main(["--email", "x@bigcorp.example"])
     out = capsys.readouterr().out
     assert '"accountNumber": "BIGC001"' in out
+
+
+def test_both_modes_print_money_the_same_way(
+    example: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 15 B14: the sandbox mode printed amounts as strings, the standalone mode as numbers."""
+    example.main(["--email", "x@bigcorp.example"])
+    standalone = json.loads(capsys.readouterr().out)
+    example.main(["--sandbox", "--email", "x@bigcorp.example"])
+    sandboxed = json.loads(capsys.readouterr().out)
+    assert sandboxed == standalone
+    header = sandboxed["orderHeader"]
+    assert isinstance(header["orderGross"], int | float) and header["orderGross"] == 60.45

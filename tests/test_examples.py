@@ -324,7 +324,12 @@ def test_postgres_workers_push_each_order_once(pg_dsn: str, pg_schema: Callable[
 
 
 def test_postgres_workers_explain_a_missing_dsn(monkeypatch: pytest.MonkeyPatch) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "SCAYLE_ORDERWISE_PG_DSN"}
+    names = (
+        "SCAYLE_ORDERWISE_STORE__URL",
+        "SCAYLE_ORDERWISE_PG_DSN",
+        "SCAYLE_ORDERWISE_TEST_PG_DSN",
+    )
+    env = {k: v for k, v in os.environ.items() if k not in names}
     done = run_script("postgres_workers", env=env)
     assert done.returncode == 2
-    assert "SCAYLE_ORDERWISE_PG_DSN" in done.stderr and "Traceback" not in done.stderr
+    assert "SCAYLE_ORDERWISE_STORE__URL" in done.stderr and "Traceback" not in done.stderr

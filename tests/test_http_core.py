@@ -17,7 +17,6 @@ from scayle_orderwise._http import (
     Redactor,
     RequestSpec,
     RetryPolicy,
-    Secret,
     ServerBusyError,
     SyncHttp,
     parse_retry_after,
@@ -32,6 +31,7 @@ from scayle_orderwise.errors import (
     RateLimitedError,
     TransientError,
 )
+from scayle_orderwise.redaction import SecretStr, as_secret
 
 TOKEN = "tok-5ecret-XYZ"
 
@@ -100,13 +100,34 @@ def sequence(*responses: httpx.Response | Exception) -> Callable[[httpx.Request]
 
 
 def test_secret_never_shows_itself() -> None:
-    s = Secret(TOKEN)
+    s = SecretStr(TOKEN)
     assert TOKEN not in repr(s)
     assert TOKEN not in str(s)
     assert TOKEN not in f"{s}"
     assert TOKEN not in f"{s!r}"
-    assert s.get() == TOKEN
-    assert Secret(s) == s
+    assert s.get_secret_value() == TOKEN
+    assert as_secret(s) is s and as_secret(TOKEN) == s
+
+
+def test_the_old_secret_type_is_a_deprecated_secretstr() -> None:
+    with pytest.warns(DeprecationWarning, match="SecretStr"):
+        from scayle_orderwise._http import Secret
+    old = Secret(TOKEN)
+    assert isinstance(old, SecretStr) and old.get() == TOKEN and TOKEN not in repr(old)
+    assert Secret(SecretStr(TOKEN)).get() == TOKEN
+    assert Redactor([old])(f"x {TOKEN}") == "x ***"
+
+
+def test_clients_hold_their_credentials_as_secretstr() -> None:
+    from scayle_orderwise.orderwise.client import OrderwiseClient
+    from scayle_orderwise.scayle.client import ScayleClient
+
+    with ScayleClient("https://x.invalid/api", SecretStr(TOKEN), shop_key="ac") as scayle:
+        assert isinstance(scayle._token, SecretStr) and scayle._token.get_secret_value() == TOKEN
+        assert TOKEN not in repr(scayle) and TOKEN not in repr(vars(scayle))
+    with OrderwiseClient("https://x.invalid/OWAPI", "api", TOKEN, session_id=1) as orderwise:
+        assert isinstance(orderwise._core._password, SecretStr)
+        assert TOKEN not in repr(orderwise) and TOKEN not in repr(vars(orderwise._core))
 
 
 def test_redactor_masks_text_data_and_headers() -> None:

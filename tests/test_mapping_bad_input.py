@@ -45,7 +45,7 @@ def test_unknown_sku_with_sku_map() -> None:
 def test_lenient_sku_map_passes_unknown_skus_through() -> None:
     mapper = OrderMapper(MappingConfig(sku_map={"TEE-1": "OW-TEE"}, strict_skus=False))
     codes = [line.variant_code for line in mapper.map(_order()).to_orderwise().order_lines]
-    assert codes == ["OW-TEE", "MUG-2"]
+    assert codes == ["OW-TEE", "MUG-2", "CARRIAGE"]
 
 
 def test_sku_is_trimmed_before_lookup() -> None:

@@ -114,3 +114,21 @@ def test_mapped_order_uses_the_reference_format() -> None:
     mapped = OrderMapper(MappingConfig(reference_format="SC{order_id}")).map(order)
     assert mapped.external_reference == "SC555"
     assert mapped.to_orderwise().order_header.e_commerce_order_number == "SC555"
+
+
+def test_delivery_is_booked_as_carriage_lines_by_default() -> None:
+    cfg = MappingConfig()
+    assert (cfg.delivery_booking, cfg.delivery_variant_code) == ("lines", "CARRIAGE")
+    assert cfg.delivery_as_lines and cfg.unit_price_decimals == 4
+    assert not MappingConfig(delivery_booking="header").delivery_as_lines
+
+
+def test_delivery_booking_and_unit_price_decimals_are_checked() -> None:
+    with pytest.raises(ConfigError, match="delivery_booking must be one of lines, header"):
+        MappingConfig(delivery_booking="split")
+    with pytest.raises(ConfigError, match="delivery_variant_code is not set"):
+        MappingConfig(delivery_variant_code=None)
+    assert MappingConfig(delivery_variant_code=None, delivery_booking="header")
+    for bad in (-1, 9, True, "4"):
+        with pytest.raises(ConfigError, match="unit_price_decimals"):
+            MappingConfig(unit_price_decimals=bad)  # type: ignore[arg-type]

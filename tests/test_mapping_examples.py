@@ -6,6 +6,7 @@ import random
 from decimal import Decimal
 
 from scayle_orderwise.mapping import MappedOrder, MappingConfig, OrderMapper, credit_for_items
+from scayle_orderwise.sandbox import make_order
 from scayle_orderwise.testing.strategies import ItemSpec, build_order_json
 
 
@@ -212,3 +213,38 @@ def test_shuffled_items_map_identically() -> None:
     for _ in range(5):
         shuffled = dict(order, items=rng.sample(order["items"], len(order["items"])))
         assert _map(shuffled) == expected
+
+
+def test_the_worked_example_of_the_mapping_guide() -> None:
+    """docs/guides/mapping.md: a 20 %/0 % basket, a voucher and delivery, to the VAT return."""
+    order = make_order(
+        40100,
+        [("TEE-ADULT-M", 2400, 1, "0.20"), ("KIDS-COAT-8Y", 2450, 1, "0")],
+        shipping=495,
+        voucher=500,
+        voucher_code="SPRING5",
+    )
+    assert order["cost"]["withTax"] == 4845
+    mapped = OrderMapper().map(order)
+    assert [(x.sku, x.discount, x.gross, x.net, x.vat) for x in mapped.lines] == [
+        ("TEE-ADULT-M", 247, 2153, 1794, 359),
+        ("KIDS-COAT-8Y", 253, 2197, 2197, 0),
+    ]
+    assert [(p.tax_code, p.gross, p.net, p.vat) for p in mapped.shipping] == [
+        ("T0", 250, 250, 0),
+        ("T1", 245, 204, 41),
+    ]
+    assert (mapped.total_gross, mapped.total_net, mapped.total_vat) == (4845, 4445, 400)
+    wire = mapped.to_orderwise().to_wire()
+    assert [(x["variantCode"], x["itemGross"], x["taxCode"]) for x in wire["orderLines"]] == [
+        ("TEE-ADULT-M", 21.53, "T1"),
+        ("KIDS-COAT-8Y", 21.97, "T0"),
+        ("CARRIAGE", 2.5, "T0"),
+        ("CARRIAGE", 2.45, "T1"),
+    ]
+    header = wire["orderHeader"]
+    assert (header["deliveryGross"], header["orderGross"], header["orderNet"]) == (0, 48.45, 44.45)
+    assert header["orderTax"] == 4 and header["amountPaid"] == 48.45
+    # booked the 0.1.0 way: the whole delivery under the larger part's code, T0
+    old = OrderMapper(MappingConfig(delivery_booking="header")).map(order).to_orderwise()
+    assert old.order_header.delivery_tax_code == "T0"

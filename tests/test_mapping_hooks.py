@@ -34,7 +34,7 @@ def test_resolve_sku_callable_sees_sku_item_and_order() -> None:
     assert calls == [("TEE", 3100, 31), ("MUG", 3102, 31)]  # once per line, first unit
     assert [x.sku for x in mapped.lines] == ["TEE", "MUG"]  # the SCAYLE SKU stays
     codes = [x.variant_code for x in mapped.to_orderwise().order_lines]
-    assert codes == ["OW-TEE", "OW-MUG"]
+    assert codes == ["OW-TEE", "OW-MUG", "CARRIAGE"]  # delivery is a carriage line, not a SKU
 
 
 def test_resolve_sku_may_refuse() -> None:
@@ -107,7 +107,7 @@ class PrefixMapper(OrderMapper):
 def test_subclass_overrides() -> None:
     mapped = PrefixMapper(MappingConfig(sku_map={"TEE": "T-1", "MUG": "M-1"})).map(ORDER)
     body = mapped.to_orderwise()
-    assert [x.variant_code for x in body.order_lines] == ["UK-T-1", "UK-M-1"]
+    assert [x.variant_code for x in body.order_lines] == ["UK-T-1", "UK-M-1", "CARRIAGE"]
     assert body.customer.account_number == "TRADE01"
     assert [(p.tax_code, p.gross) for p in mapped.shipping] == [("T1", 395)]
 
@@ -115,7 +115,7 @@ def test_subclass_overrides() -> None:
 def test_callable_wins_over_the_subclass_method() -> None:
     mapper = PrefixMapper(resolve_sku=lambda sku, item, order: sku.lower())
     codes = [x.variant_code for x in mapper.map(ORDER).to_orderwise().order_lines]
-    assert codes == ["tee", "mug"]
+    assert codes == ["tee", "mug", "CARRIAGE"]
 
 
 def test_hooks_run_at_map_time() -> None:
@@ -205,6 +205,11 @@ def _drop_delivery(payload: SalesOrderCreate) -> SalesOrderCreate:
     return payload.model_copy(update={"order_header": header})
 
 
+def _drop_carriage_line(payload: SalesOrderCreate) -> SalesOrderCreate:
+    lines = [x for x in payload.order_lines if x.variant_code != "CARRIAGE"]
+    return payload.model_copy(update={"order_lines": lines})
+
+
 def _move_between_tax_codes(payload: SalesOrderCreate) -> SalesOrderCreate:
     first, *rest = payload.order_lines
     return payload.model_copy(
@@ -223,11 +228,12 @@ def _unprice_a_line(payload: SalesOrderCreate) -> SalesOrderCreate:
     ("hook", "named"),
     [
         (_reprice_header, "orderGross 51.95 -> 1.00"),
-        (_reprice_lines, "itemGross x quantity 48.00 -> 0.03"),
-        (_mutate_lines_in_place, "itemGross x quantity 48.00 -> 49.00"),
-        (_drop_delivery, "deliveryGross 3.95 -> None"),
+        (_reprice_lines, "itemGross x quantity 51.95 -> 0.04"),
+        (_mutate_lines_in_place, "itemGross x quantity 51.95 -> 52.95"),
+        (_drop_delivery, "deliveryGross 0.00 -> None"),
+        (_drop_carriage_line, "itemGross x quantity 51.95 -> 48.00"),
         (_move_between_tax_codes, "at tax code T0 0 -> 40.00"),
-        (_unprice_a_line, "itemGross x quantity 48.00 -> 8.00"),
+        (_unprice_a_line, "itemGross x quantity 51.95 -> 11.95"),
     ],
 )
 def test_post_process_may_not_change_money(
@@ -251,7 +257,7 @@ def test_post_process_may_reshape_lines_without_changing_money() -> None:
         return payload.model_copy(update={"order_lines": lines, "order_header": header})
 
     body = OrderMapper(post_process=post).map(ORDER).to_orderwise()
-    assert [x.item_number for x in body.order_lines] == [10, 20]
+    assert [x.item_number for x in body.order_lines] == [10, 20, 30]
     assert body.order_header.order_gross == Decimal("51.95")
 
 

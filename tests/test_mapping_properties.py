@@ -18,7 +18,7 @@ from scayle_orderwise.mapping import (
     split_line,
 )
 from scayle_orderwise.mapping.tax import parse_rate, split_line_gross
-from scayle_orderwise.money import Money, round_half_up, split_gross
+from scayle_orderwise.money import Money, exponent, round_half_up, split_gross, to_fraction
 from scayle_orderwise.testing.strategies import scayle_orders, strategy_mapping_config
 
 MAPPER = OrderMapper(strategy_mapping_config())
@@ -114,9 +114,15 @@ def check_lines_cover_every_unit_once(order: dict[str, Any], mapped: MappedOrder
 def check_wire_body_matches_the_mapped_order(order: dict[str, Any], mapped: MappedOrder) -> None:
     body = mapped.to_orderwise()
     cur = mapped.currency
-    lines_total = sum((x.quantity * (x.item_gross or 0) for x in body.order_lines), Decimal(0))
+    # OrderWise rounds each line's itemGross x quantity to minor units (4-decimal prices, P11)
+    scale = 10 ** exponent(cur)
+    lines_total = sum(
+        round_half_up(to_fraction(x.quantity * (x.item_gross or 0)) * scale)
+        for x in body.order_lines
+    )
     header = body.order_header
-    assert lines_total + (header.delivery_gross or 0) == header.order_gross
+    delivery = round_half_up(to_fraction(header.delivery_gross or 0) * scale)
+    assert lines_total + delivery == mapped.total_gross
     assert header.order_gross == Money(mapped.total_gross, cur).to_decimal()
     assert header.order_tax == Money(mapped.total_vat, cur).to_decimal()
     units = sum(x.quantity for x in body.order_lines if x.e_commerce_item_id is not None)

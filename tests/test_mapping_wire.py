@@ -11,6 +11,8 @@ import attrs
 import pytest
 
 from scayle_orderwise.mapping import MappingConfig, OrderMapper, split_line
+from scayle_orderwise.mapping.wire import unit_price
+from scayle_orderwise.money import round_half_up, to_fraction
 from scayle_orderwise.orderwise.models import SalesOrderCreate
 from scayle_orderwise.testing.strategies import PAYMENT_FEE_KEY, build_order_json
 
@@ -34,12 +36,9 @@ def test_wire_body_of_the_reference_order() -> None:
     assert header["orderDate"] == "2026-05-04T10:10:02"  # 09:10 UTC is 10:10 BST
     assert header["systemOrderType"] == 1
     assert header["deliveryMethodId"] == 7
-    assert (header["deliveryGross"], header["deliveryNet"], header["deliveryTax"]) == (
-        4.99,
-        4.16,
-        0.83,
-    )
-    assert header["deliveryTaxCode"] == "T1"
+    # delivery is booked as a carriage line (P10: as booked), so the header's charge is 0
+    assert (header["deliveryGross"], header["deliveryNet"], header["deliveryTax"]) == (0, 0, 0)
+    assert "deliveryTaxCode" not in header
     assert (header["orderGross"], header["orderNet"], header["orderTax"]) == (66.49, 55.41, 11.08)
     assert header["customerOrderRef"] == "AC-40015"
     assert wire["orderLines"] == [
@@ -67,6 +66,16 @@ def test_wire_body_of_the_reference_order() -> None:
             "eCommerceItemId": "4001502",
             "eCommerceCode": "CAP",
         },
+        {
+            "itemNumber": 3,
+            "variantCode": "CARRIAGE",
+            "quantity": 1,
+            "itemGross": 4.99,
+            "taxRateId": 2,
+            "taxCode": "T1",
+            "calculateLineSystemPrice": False,
+            "eCommerceCode": "delivery",
+        },
     ]
     address = wire["customerDeliveryAddress"]
     assert address["countryCode"] == "GB"
@@ -82,9 +91,56 @@ def test_wire_body_of_the_reference_order() -> None:
     ]
 
 
-def test_p11_split_line_in_the_wire_body() -> None:
+def test_p11_line_that_does_not_divide_goes_as_one_line_with_a_4_decimal_unit_price() -> None:
     order = build_order_json(2, [("A", 999, "0.2")] * 3, reductions=[1000])
     mapped = OrderMapper().map(order)
+    (line,) = mapped.lines
+    assert (line.gross, line.vat) == (1997, 333)
+    body = mapped.to_orderwise()
+    assert [(x.quantity, x.item_gross) for x in body.order_lines] == [
+        (Decimal(3), Decimal("6.6567"))  # 6.6567 x 3 = 19.9701 -> 19.97: OrderWise's VAT is 3.33
+    ]
+    assert mapped.item_ids_by_item_number() == {1: (200, 201, 202)}
+
+
+@pytest.mark.parametrize(
+    ("gross", "quantity", "decimals", "price"),
+    [
+        (1997, 3, 4, "6.6567"),
+        (1000, 3, 4, "3.3333"),
+        (100, 7, 4, "0.1429"),
+        (1, 99, 4, "0.0001"),
+        (10001, 150, 4, "0.6667"),  # 0.6667 x 150 = 100.005 -> 100.01: exact beyond 99 units
+        (1, 3, 2, None),  # the currency's own decimals leave no room
+        (500, 3, 0, None),
+    ],
+)
+def test_unit_price_times_quantity_rounds_back_to_the_gross(
+    gross: int, quantity: int, decimals: int, price: str | None
+) -> None:
+    found = unit_price(gross, quantity, "GBP", decimals)
+    assert found == (Decimal(price) if price is not None else None)
+    if found is not None:
+        assert round_half_up(to_fraction(found * quantity) * 100) == gross
+
+
+def test_unit_price_gives_up_when_no_price_carries_the_gross() -> None:
+    # 150 units of 1p total 1.51: no 4-decimal unit price rounds back to 1.51, so P11 splits
+    assert unit_price(151, 150, "GBP", 4) is None
+    order = build_order_json(3, [("A", 2, "0.2")] * 150, reductions=[149], delivery=None)
+    mapped = OrderMapper().map(order)
+    (line,) = mapped.lines
+    assert (line.quantity, line.gross) == (150, 151)
+    body = mapped.to_orderwise()
+    assert [(x.quantity, x.item_gross) for x in body.order_lines] == [
+        (Decimal(1), Decimal("0.02")),
+        (Decimal(149), Decimal("0.01")),
+    ]
+
+
+def test_p11_split_line_in_the_wire_body_with_whole_penny_unit_prices() -> None:
+    order = build_order_json(2, [("A", 999, "0.2")] * 3, reductions=[1000])
+    mapped = OrderMapper(MappingConfig(unit_price_decimals=2)).map(order)
     (line,) = mapped.lines
     subs = line.sub_lines()
     assert [(s.quantity, s.unit_gross, s.gross, s.vat) for s in subs] == [
@@ -146,9 +202,9 @@ def test_delivery_method_default_and_fallbacks() -> None:
     assert OrderMapper(cfg).map(order).to_orderwise().order_header.delivery_method_id == 5
 
 
-def test_split_delivery_goes_to_header_by_default() -> None:
+def test_split_delivery_goes_to_the_header_when_chosen() -> None:
     order = build_order_json(6, [("T", 2400, "0.2"), ("B", 1250, "0")], delivery=495)
-    mapped = OrderMapper().map(order)
+    mapped = OrderMapper(MappingConfig(delivery_booking="header")).map(order)
     assert [(p.tax_code, p.gross, p.vat) for p in mapped.shipping] == [
         ("T0", 170, 0),  # 495·1250/3650 = 169.52 takes the leftover penny
         ("T1", 325, 54),
@@ -161,10 +217,11 @@ def test_split_delivery_goes_to_header_by_default() -> None:
     assert len(body.order_lines) == 2
 
 
-def test_split_delivery_as_service_lines() -> None:
+def test_split_delivery_as_carriage_lines_by_default() -> None:
     order = build_order_json(7, [("T", 2400, "0.2"), ("B", 1250, "0")], delivery=495)
-    body = OrderMapper(MappingConfig(delivery_variant_code="CARRIAGE")).map(order).to_orderwise()
+    body = OrderMapper().map(order).to_orderwise()
     assert body.order_header.delivery_gross == Decimal(0)
+    assert body.order_header.delivery_tax_code is None
     carriage = [x for x in body.order_lines if x.variant_code == "CARRIAGE"]
     assert [(x.tax_code, x.item_gross) for x in carriage] == [
         ("T0", Decimal("1.70")),
@@ -239,8 +296,12 @@ def _subset(expected: Any, got: Any, where: str = "") -> None:
 def test_reference_order_fixture_maps_to_the_orderwise_fixture() -> None:
     order = json.loads((FIXTURES / "scayle_order_example.json").read_text())
     expected = json.loads((FIXTURES / "orderwise_sales_order_example.json").read_text())
+    # The reference body books delivery in the header (one tax code): the "header" booking.
     cfg = MappingConfig(
-        delivery_methods={"DPD": 3}, stock_location_id=1, payment_methods={"adyen_creditcard": 7}
+        delivery_methods={"DPD": 3},
+        stock_location_id=1,
+        payment_methods={"adyen_creditcard": 7},
+        delivery_booking="header",
     )
     wire = OrderMapper(cfg).map(order).to_orderwise().to_wire()
     _subset(expected, wire)

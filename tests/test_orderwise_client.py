@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from scayle_orderwise.errors import (
     AuthenticationError,
     BadRequestError,
     ConfigError,
+    InvalidResponseError,
     NotFoundError,
     PermissionDeniedError,
     TransientError,
@@ -152,12 +154,12 @@ def test_secrets_never_in_repr_messages_or_logs(
     assert sb.password not in repr(client) and "***" in repr(client)
     client.create_sales_order(order())
     token = client._core.tokens.current()
-    assert token is not None and token.get() not in repr(client)
+    assert token is not None and token.get_secret_value() not in repr(client)
     sb.injector.faults = Faults(error_rate=1.0)
     with pytest.raises(TransientError) as info:
         client.find_orders_by_reference("SC-1001")
     text = caplog.text + str(info.value) + repr(client)
-    assert sb.password not in text and token.get() not in text
+    assert sb.password not in text and token.get_secret_value() not in text
 
 
 def test_server_echoing_the_token_is_redacted(sb: OrderwiseSandbox) -> None:
@@ -462,10 +464,39 @@ def test_stock_variants_paging_and_variant_stock(
 ) -> None:
     sb.add_variant("SKU-3")
     variants = list(client.iter_stock_variants(page_size=2))
-    assert [v.variant_code for v in variants] == ["SKU-1", "SKU-2", "SKU-3"]
-    assert [p for _m, p, _s in paths(sb)].count("/stock/variants") == 2
+    # CARRIAGE: the non-stock carriage item every sandbox installation has
+    assert [v.variant_code for v in variants] == ["SKU-1", "SKU-2", "SKU-3", "CARRIAGE"]
+    assert [p for _m, p, _s in paths(sb)].count("/stock/variants") == 3
     stock = client.get_variant_stock(variants[1].variant_id)
     assert [(r.stock_location_id, r.free_stock) for r in stock] == [(1, Decimal("2.5"))]
+
+
+def test_stock_variants_stop_with_a_clear_error_when_last_id_is_ignored(
+    sb: OrderwiseSandbox, client: OrderwiseClient
+) -> None:
+    """Issue 15 A.5: 0.1.0 paged by ``last_id`` without a guard and looped for ever when an
+    installation ignored it (here: the first 10,000 rows are the same two variants again)."""
+    sb.variants_honour_last_id = False
+    seen: list[str] = []
+    with pytest.raises(InvalidResponseError, match="ignores last_id") as info:
+        for row in itertools.islice(client.iter_stock_variants(page_size=2), 10_000):
+            seen.append(row.variant_code)
+    assert seen == ["SKU-1", "SKU-2"]  # the first page, once
+    assert info.value.entity_id == 1002  # the last_id it ignored
+    assert [p for _m, p, _s in paths(sb)].count("/stock/variants") == 2
+
+
+async def test_async_stock_variants_stop_when_last_id_is_ignored(
+    sb: OrderwiseSandbox, aclient: AsyncOrderwiseClient
+) -> None:
+    sb.variants_honour_last_id = False
+    seen: list[str] = []
+    async with aclient:
+        with pytest.raises(InvalidResponseError, match="ignores last_id"):
+            async for row in aclient.iter_stock_variants(page_size=2):
+                seen.append(row.variant_code)
+                assert len(seen) < 10_000
+    assert seen == ["SKU-1", "SKU-2"]
 
 
 def test_invalid_settings() -> None:
@@ -510,7 +541,7 @@ async def test_async_client_covers_every_method(
             await aclient.cancel_sales_order(created.order_id)
         assert refused.value.status_code == 409
         variants = [v async for v in aclient.iter_stock_variants(page_size=1)]
-        assert [v.variant_code for v in variants] == ["SKU-1", "SKU-2"]
+        assert [v.variant_code for v in variants] == ["SKU-1", "SKU-2", "CARRIAGE"]
         assert len(await aclient.get_variant_stock(variants[0].variant_id)) == 1
         assert await aclient.run_export(sb.export_definitions.order_by_reference, ref="X") == []
         with pytest.raises(UnknownVariantError) as unknown:

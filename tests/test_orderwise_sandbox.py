@@ -400,12 +400,53 @@ def test_stock_variants_keyset_paging_and_variant_stock(
     page2 = http.get(
         "stock/variants", params={"limit": 2, "last_id": page1[-1]["variantID"]}
     ).json()
-    assert [v["variantCode"] for v in page1 + page2] == ["SKU-1", "SKU-2", "SKU-3"]
+    # CARRIAGE: the non-stock carriage item every sandbox installation has
+    assert [v["variantCode"] for v in page1 + page2] == ["SKU-1", "SKU-2", "SKU-3", "CARRIAGE"]
     vid = page1[0]["variantID"]
     sb.set_free_stock("SKU-1", 3, stock_location_id=2)
     rows = http.get(f"stock/{vid}").json()
     assert {(r["stockLocationId"], r["freeStock"]) for r in rows} == {(1, 10), (2, 3)}
     assert http.get("stock/999999").status_code == 404
+
+
+def test_carriage_is_a_non_stock_service_item(sb: OrderwiseSandbox, http: httpx.Client) -> None:
+    carriage = {"itemNumber": 3, "variantCode": "CARRIAGE", "quantity": 1, "itemGross": 4.99}
+    body = order_body("SC-CARRIAGE")
+    body["orderLines"].append(carriage)
+    assert post_order(http, body).status_code == 201
+    assert sb.free_stock("SKU-1") == 8  # goods are allocated
+    assert sb.free_stock("CARRIAGE") == Decimal(0)  # the service item never is
+    carriage_id = sb.add_service_item("CARRIAGE")
+    assert http.get(f"stock/{carriage_id}").json() == []
+    rows = export(http, sb.export_definitions.stock_changes, since=None)
+    assert "CARRIAGE" not in {r["sku"] for r in rows}
+    # despatching every goods line takes the carriage line along
+    sb.despatch("SC-CARRIAGE", lines={"SKU-1": 2, "SKU-2": 1})
+    assert sb.status("SC-CARRIAGE") == "Despatched"
+
+
+def test_carriage_follows_cancelled_goods(sb: OrderwiseSandbox, http: httpx.Client) -> None:
+    body = order_body("SC-CANCEL")
+    body["orderLines"].append(
+        {"itemNumber": 3, "variantCode": "CARRIAGE", "quantity": 1, "itemGross": 4.99}
+    )
+    assert post_order(http, body).status_code == 201
+    sb.cancel_order("SC-CANCEL", lines={"SKU-1": 2, "SKU-2": 1})
+    assert sb.status("SC-CANCEL") == "Cancelled"
+    assert sb.free_stock("SKU-1") == 10
+
+
+def test_an_installation_without_the_carriage_item_refuses_orders_using_it(
+    sb: OrderwiseSandbox, http: httpx.Client
+) -> None:
+    sb.remove_variant("CARRIAGE")
+    body = order_body("SC-NOCARRIAGE")
+    body["orderLines"].append(
+        {"itemNumber": 3, "variantCode": "CARRIAGE", "quantity": 1, "itemGross": 4.99}
+    )
+    refused = post_order(http, body)
+    assert refused.status_code == 400
+    assert "CARRIAGE" in refused.json()["Message"]
 
 
 def test_faults_and_request_log(sb: OrderwiseSandbox, http: httpx.Client) -> None:

@@ -104,7 +104,9 @@ def test_orders_outside_the_period_are_skipped() -> None:
     assert (total.orders, total.gross) == (1, 5144)
     assert build_postings([e04()], "2024-06") == []
     empty = postings_csv([], "2024-06")
-    assert empty.splitlines() == ["batch_id,period,currency,kind,tax_code,orders,net,vat,gross"]
+    assert empty.splitlines() == [
+        "batch_id,period,currency,kind,tax_code,orders,net,vat,gross,journal,previous_batch"
+    ]
 
 
 def test_conflicting_duplicates_and_bad_lines_are_refused() -> None:

@@ -6,12 +6,15 @@ import csv
 import io
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
+from scayle_orderwise import __version__
+from scayle_orderwise.money import Money
 from scayle_orderwise.reconcile import (
     ErpOrderSummary,
     LineSummary,
@@ -21,6 +24,7 @@ from scayle_orderwise.reconcile import (
     reconcile_orders,
     reconcile_stock_levels,
 )
+from scayle_orderwise.reconcile.periods import ReportingPeriod
 from scayle_orderwise.reconcile.report import to_csv, to_html, to_json
 
 EVIL = '<script>alert("x")</script>&'
@@ -179,7 +183,8 @@ def test_html_is_valid_self_contained_and_escapes_everything(report: Reconciliat
     text = "".join(checker.text)
     assert EVIL in text  # shown as text ...
     assert "<script>" not in page  # ... never as markup
-    assert "Period: 2024-05" in text and "2024-06-01T09:00:00+00:00" in text
+    assert "Period: 2024-05" in text
+    assert f"Generated 1 June 2024, 09:00 UTC by scayle-orderwise {__version__}" in text
 
 
 def test_html_orders_summary_then_blocking_then_review_then_folded_rounding(
@@ -233,3 +238,95 @@ def test_stock_report_formats() -> None:
 def test_other_objects_are_refused() -> None:
     with pytest.raises(TypeError):
         to_json({"not": "a report"})  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- what people read
+
+
+def _cells(page: str, table_class: str = "exceptions") -> list[list[str]]:
+    """The text of every body row of the tables of one class."""
+    rows: list[list[str]] = []
+    for table in re.findall(rf'<table class="{table_class}">(.*?)</table>', page, re.S):
+        for tr in re.findall(r"<tbody>(.*?)</tbody>", table, re.S)[0].split("</tr>")[:-1]:
+            rows.append([re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)])
+    return rows
+
+
+def test_every_row_has_a_difference_and_the_gross_differences_add_up_to_the_headline(
+    report: ReconciliationReport,
+) -> None:
+    data = json.loads(to_json(report))
+    assert all(e["difference"] is not None for e in data["exceptions"])
+    listed = sum(e["gross_difference"] for e in data["exceptions"])
+    assert (
+        listed == data["summary"]["totals"]["GBP"]["difference"] == 2400 - 2400 + 200 - 2400 + 2400
+    )
+    by_ref = {e["reference"]: e for e in data["exceptions"]}
+    assert (by_ref["MISSING"]["difference"], by_ref["MISSING"]["gross_difference"]) == (
+        -2400,
+        -2400,
+    )
+    assert by_ref["=HYPERLINK(1)"]["difference"] == 2400  # unknown in SCAYLE
+    assert (by_ref["ROUND"]["measure"], by_ref["ROUND"]["gross_difference"]) == ("vat", 0)
+    page = to_html(report)
+    rows = _cells(page)
+    assert len(rows) == 5 and all(row[6] not in ("", "—") for row in rows)
+    assert {row[3] for row in rows} == {"Order gross", "VAT"}
+    totals = _cells(page.replace('class="figures" id="totals"', 'class="totals"'), "totals")
+    assert totals == [["GBP", "106.00 GBP", "108.00 GBP", "+2.00 GBP", "+2.00 GBP"]]
+
+
+def test_duplicate_and_two_currency_rows_have_amounts_too() -> None:
+    twice = reconcile_orders([shop("D"), shop("D", order_id="S-D2")], [erp("D", gross=2500)])
+    rows = {e.reason: e for e in twice.exceptions}
+    dup = rows[Reason.DUPLICATE_IN_SHOP]
+    assert (dup.shop_amount, dup.erp_amount, dup.difference, dup.gross_difference) == (
+        2400,
+        2500,
+        100,
+        0,  # counted once, on the money row
+    )
+    assert rows[Reason.TOTAL_MISMATCH].gross_difference == 100
+    mixed = reconcile_orders(
+        [shop("X", status="cancellation_completed")], [erp("X", currency="EUR")]
+    )
+    status = next(e for e in mixed.exceptions if e.reason is Reason.STATUS_MISMATCH)
+    assert (status.shop_money, status.erp_money) == (Money(2400, "GBP"), Money(2400, "EUR"))
+
+
+def test_amounts_have_thousands_separators_and_a_sign() -> None:
+    big = reconcile_orders([shop("BIG", gross=123456789)], [erp("BIG", gross=123466789)])
+    [row] = _cells(to_html(big))
+    assert row[4:8] == [
+        "1,234,567.89 GBP",
+        "1,234,667.89 GBP",
+        "+100.00 GBP",
+        "+100.00 GBP",
+    ]
+
+
+def test_currency_mismatch_rows_show_both_amounts() -> None:
+    mixed = reconcile_orders([shop("FX")], [erp("FX", currency="EUR", gross=2800)])
+    [row] = _cells(to_html(mixed))
+    assert row[4:8] == ["24.00 GBP", "28.00 EUR", "n/a (two currencies)", "0.00 GBP"]
+    assert "left out of the totals" in to_html(mixed)
+
+
+def test_the_period_is_shown_readably_with_its_inclusive_end() -> None:
+    period = ReportingPeriod.of(date(2026, 5, 1), date(2026, 6, 1))
+    done = reconcile_orders([shop("A")], [erp("A")], period=period.label)
+    assert "Period: 1 May 2026 – 31 May 2026 (Europe/London)" in to_html(done)
+
+
+def test_stock_report_footer_and_advice_follow_the_operations_manual() -> None:
+    stock = reconcile_stock_levels([("A", "WH", 5000)], [("A", "WH", 7000)])
+    page = to_html(stock)
+    footer = re.search(r"<footer>(.*?)</footer>", page, re.S)
+    assert footer is not None
+    text = footer.group(1)
+    assert "SCAYLE minus OrderWise" in text and "currency" not in text
+    [row] = _cells(page.replace("<table>", '<table class="exceptions">'))
+    assert row[2:] == ["5,000", "7,000", "+2,000"]
+    manual = (Path(__file__).resolve().parent.parent / "docs/operations/stock.md").read_text()
+    assert "Running the stock sync again does **not** repair it" in manual
+    assert "does not repair it" in page and "Run the inventory sync" not in page

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import tomllib
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -83,6 +88,36 @@ def free_port() -> int:
         return port
 
 
+def _lines(stdout: IO[str], timeout: float = 20.0) -> Iterator[str]:
+    """The lines of a child's output as they come; stops at its end or after ``timeout`` seconds."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in stdout], daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            yield lines.get(timeout=left)
+        except queue.Empty:
+            return
+
+
+def read_printed_config(stdout: IO[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The configuration file and the ``export`` lines that ``sandbox serve`` prints."""
+    toml_lines: list[str] = []
+    secrets: dict[str, str] = {}
+    section = ""
+    for line in _lines(stdout):
+        if line.startswith("then:"):
+            break
+        if line.startswith("---"):
+            section = line
+        elif "secrets" in section and line.startswith("export "):
+            key, _, value = line.removeprefix("export ").strip().partition("=")
+            secrets[key] = value
+        elif section:
+            toml_lines.append(line)
+    return tomllib.loads("".join(toml_lines)), secrets
+
+
 def test_module_command_serves_until_stopped() -> None:
     port = free_port()
     proc = subprocess.Popen(
@@ -105,20 +140,14 @@ def test_module_command_serves_until_stopped() -> None:
         assert proc.stdout is not None
         header = proc.stdout.readline()
         assert "Sandbox" in header
-        lines = []
-        while True:
-            line = proc.stdout.readline()
-            lines.append(line)
-            if line.startswith("}"):
-                break
-        info = json.loads("".join(lines))
-        base = info["scayle"]["base_url"]
+        config, secrets = read_printed_config(proc.stdout)
+        base = config["scayle"]["base_url"]
         deadline = time.monotonic() + 10
         while True:
             try:
                 r = httpx.get(
                     base + "/shops/ac/countries/GB/orders",
-                    headers={"X-Access-Token": info["scayle"]["token"]},
+                    headers={"X-Access-Token": secrets["SCAYLE_ORDERWISE_SCAYLE__TOKEN"]},
                 )
                 break
             except httpx.ConnectError:
@@ -153,3 +182,57 @@ def test_every_call_waits_the_configured_delay(
         client.set_reference_key(40015, "OW-1")
         assert server.delay == 0.25
     assert waited == [0.25, 0.25]
+
+
+def test_sandbox_serve_prints_a_config_that_the_command_line_runs_with(tmp_path: Path) -> None:
+    """Issue 15 B9: the printed configuration (export ids, cancel endpoint, ...) works as it is."""
+    port = free_port()
+    written = tmp_path / "sandbox.toml"
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "scayle_orderwise.cli", "sandbox", "serve"),
+            *("--port", str(port), "--orders", "3", "--write-config", str(written)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=tmp_path,
+    )
+    try:
+        assert proc.stdout is not None
+        assert "Sandbox" in proc.stdout.readline()
+        printed, secrets = read_printed_config(proc.stdout)
+        assert tomllib.loads(written.read_text(encoding="utf-8")) == printed
+        assert printed["orderwise"]["cancel_endpoint"] == "sales/order/{order_id}/cancel"
+        assert set(printed["orderwise"]["export_definitions"]) >= {
+            "order_changes",
+            "order_by_reference",
+            "stock_changes",
+            "order_details",
+        }
+        # The batch lookup the orders flow runs before every create (one call per claimed batch).
+        assert printed["orderwise"]["export_definitions"]["orders_by_references"] == 106
+        assert set(secrets) == {
+            "SCAYLE_ORDERWISE_SCAYLE__TOKEN",
+            "SCAYLE_ORDERWISE_ORDERWISE__PASSWORD",
+        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCAYLE_ORDERWISE_")}
+        synced = subprocess.run(
+            [sys.executable, "-m", "scayle_orderwise.cli", "sync", "--config", str(written)],
+            capture_output=True,
+            text=True,
+            env={**env, **secrets},
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert synced.returncode == 0, synced.stderr
+        assert "orders: discovered=3, pushed=3" in synced.stdout
+        assert "failed_pass" not in synced.stdout
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -165,7 +165,8 @@ def test_every_sync_method_against_the_sandbox() -> None:
     )
     stock_fixture = fixture("ProductVariantStockCreateRequest.json")
     stock_body = rec.bodies("/stocks")[0]
-    assert set(stock_body) == set(stock_fixture) - {"merchantReferenceKey"}
+    # sellableWithoutStock is left out unless asked for: a push never changes the flag.
+    assert set(stock_body) == set(stock_fixture) - {"merchantReferenceKey", "sellableWithoutStock"}
     assert stock_body["changedAt"] == "2026-05-04T10:00:00+00:00"
     assert stock_body["expectedAvailabilityAt"] == "2026-06-01"
     assert all(r.headers["x-access-token"] == sb.token for r in rec.sent)
@@ -281,6 +282,44 @@ def test_company_id_header_on_fulfilment_calls() -> None:
         client.create_shipment(40015, [40015001], carrier="DPD", shipment_key="K")
         client.create_return_items([{"returnKey": "40015001"}])
     assert sandbox.scayle.company_headers == [7, 7, 7]
+
+
+def test_a_stock_push_leaves_sellable_without_stock_alone_unless_asked() -> None:
+    """Issue 15 A.2: 0.1.0 sent ``sellableWithoutStock: false`` with every push, switching off
+    the flag merchants set in the Panel for pre-orders."""
+    sandbox = new_sandbox()
+    sandbox.scayle.set_stock(
+        "SKU-CAP", 0, changed_at="2026-05-04T09:00:00+00:00", sellable_without_stock=True
+    )
+    rec = Recorder(sandbox.scayle.transport)
+    with sandbox.scayle_client(transport=rec) as client:
+        stored = client.set_stock("SKU-CAP", "WH1", 3, T0)
+        assert (stored.quantity, stored.sellable_without_stock) == (3, True)
+        explicit = client.set_stock(
+            "SKU-CAP", "WH1", 2, T0 + timedelta(minutes=1), sellable_without_stock=False
+        )
+        assert explicit.sellable_without_stock is False
+    first, second = rec.bodies("/stocks")
+    assert "sellableWithoutStock" not in first
+    assert second["sellableWithoutStock"] is False
+
+
+def test_carriers_list_every_carrier_key_of_the_tenant() -> None:
+    expected = fixture("CarrierAllResponse.json")
+    sandbox = Sandbox(scayle_options={"carriers": ["DHL_STD_NATIONAL", "HERMES_KLV"]})
+    with sandbox.scayle_client() as client:
+        carriers = client.list_carriers()
+        assert [c.key for c in carriers] == ["DHL_STD_NATIONAL", "HERMES_KLV"]
+        assert [c.key for c in client.iter_carriers(limit=1)] == ["DHL_STD_NATIONAL", "HERMES_KLV"]
+    listed = [r[1] for r in sandbox.scayle.requests]
+    assert listed == ["/carriers", "/carriers", "/carriers"]  # one page, then two of one
+    assert expected["entities"][0]["key"] == "DHL_STD_NATIONAL"
+
+
+async def test_async_carriers() -> None:
+    sandbox = Sandbox(scayle_options={"carriers": ["DPD"]})
+    async with sandbox.async_scayle_client() as client:
+        assert [c.key for c in await client.list_carriers()] == ["DPD"]
 
 
 def test_stock_rejects_naive_times_and_non_int_quantities() -> None:

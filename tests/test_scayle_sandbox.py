@@ -195,14 +195,24 @@ def test_shipment_marks_units_shipped_and_adds_a_package(sb: ScayleSandbox) -> N
     order = sb.orders[40015]
     shipped = [i for i in order["items"] if i.get("shippedAt")]
     assert [i["id"] for i in shipped] == [40015001, 40015002]
-    assert all(i["status"] == "deliverable" for i in shipped)
+    # As in SCAYLE's SDK fixtures: the item status says nothing about shipping.
+    assert all(i["status"] == "available" for i in shipped)
     (package,) = order["packages"]
     assert package["shipmentKey"] == "TRK-1" and package["carrierKey"] == "DPD"
     assert package["tracking"]["id"] == "TRK-1"
     assert {i["packageId"] for i in shipped} == {package["id"]}
-    assert order["detailedStatus"]["order"]["code"] != "order_shipped"  # one unit still open
+    status, code = order["status"], order["detailedStatus"]["order"]["code"]
+    assert order["detailedStatus"].get("shipping", {}).get("code") != "shipping_delivered"
     ship(c, [40015003], key="TRK-2")
-    assert sb.orders[40015]["detailedStatus"]["order"]["code"] == "order_shipped"
+    shipped_order = sb.orders[40015]
+    # A completed shipment keeps the order's status (fixture OrderGetResponse.json: status
+    # payment_reserved, order_delegated, shipping_delivered, package shipment_completed).
+    assert (shipped_order["status"], shipped_order["detailedStatus"]["order"]["code"]) == (
+        status,
+        code,
+    )
+    assert shipped_order["detailedStatus"]["shipping"]["code"] == "shipping_delivered"
+    assert {p["deliveryStatus"] for p in shipped_order["packages"]} == {"shipment_completed"}
     assert [w["type"] for w in sb.webhooks].count("order-package-shipped") == 2
     Order.model_validate(sb.orders[40015])
 
@@ -363,6 +373,43 @@ def test_warehouses_have_the_shape_of_the_fixture(sb: ScayleSandbox) -> None:
     assert body["entities"][0]["referenceKey"] == "WH1"
 
 
+def test_a_stock_push_without_the_flag_keeps_the_stored_sellable_without_stock(
+    sb: ScayleSandbox,
+) -> None:
+    """Issue 15 A.2: a merchant's pre-order flag survives stock pushes that leave it out (as
+    SCAYLE's bulk stock operations do: ProductVariantStockCreateBulkRequestRequest.json)."""
+    bulk = fixture("ProductVariantStockCreateBulkRequestRequest.json")
+    assert "sellableWithoutStock" not in bulk["operations"][0]["body"]
+    sb.set_stock("SKU-CAP", 0, changed_at="2026-05-04T09:00:00+00:00", sellable_without_stock=True)
+    c = http(sb)
+    body = {"quantity": 4, "warehouseReferenceKey": "WH1", "changedAt": "2026-05-04T10:00:00+00:00"}
+    stored = c.post("/variants/key%3DSKU-CAP/stocks", json=body).json()
+    assert (stored["quantity"], stored["sellableWithoutStock"]) == (4, True)
+    off = c.post(
+        "/variants/key%3DSKU-CAP/stocks",
+        json={**body, "changedAt": "2026-05-04T11:00:00+00:00", "sellableWithoutStock": False},
+    ).json()
+    assert off["sellableWithoutStock"] is False  # sent explicitly: it changes
+    fresh = c.post("/variants/key%3DSKU-NEW/stocks", json=body)
+    assert fresh.status_code == 404  # unknown variant
+    sb.add_variant("SKU-NEW")
+    assert (
+        c.post("/variants/key%3DSKU-NEW/stocks", json=body).json()["sellableWithoutStock"] is False
+    )
+
+
+def test_carriers_have_the_shape_of_the_fixture(sb: ScayleSandbox) -> None:
+    body = http(sb).get("/carriers").json()
+    expected = fixture("CarrierAllResponse.json")
+    assert set(body) == set(expected)
+    assert set(body["entities"][0]) == set(expected["entities"][0])
+    assert "DPD" in {c["key"] for c in body["entities"]}
+    own = ScayleSandbox(carriers=["DHL_STD_NATIONAL"])
+    own.add_carrier("HERMES_KLV", name="Hermes", tracking_url="https://t.example/")
+    keys = [c["key"] for c in http(own).get("/carriers").json()["entities"]]
+    assert keys == ["DHL_STD_NATIONAL", "HERMES_KLV"]
+
+
 def test_webhook_subscriptions_mask_credentials(sb: ScayleSandbox) -> None:
     c = http(sb)
     request = fixture("WebhookSubscriptionCreateRequest.json")
@@ -397,7 +444,8 @@ def test_customer_cancel_in_shop_cancels_open_units_only(sb: ScayleSandbox) -> N
     ship(http(sb), [40015001])
     sb.cancel_order(40015)
     statuses = [i["status"] for i in sb.orders[40015]["items"]]
-    assert statuses == ["deliverable", "cancelled", "cancelled"]
+    assert statuses == ["available", "cancelled", "cancelled"]
+    assert sb.orders[40015]["items"][0]["shippedAt"]
     assert sb.webhooks[-1]["type"] == "order-item-cancelled"
     other = ScayleSandbox()
     other.add_order(make_order(8))

@@ -111,7 +111,7 @@ def test_a_failing_pass_is_recorded_and_the_loop_goes_on(monkeypatch: pytest.Mon
     connector = _connector()
     from scayle_orderwise.errors import TransientError
 
-    def broken() -> SyncResult:
+    def broken(**_kwargs: object) -> SyncResult:
         raise TransientError("OrderWise not reachable (ConnectError)")
 
     monkeypatch.setattr(connector, "sync_orders", broken)
@@ -186,7 +186,7 @@ def test_stop_releases_claims_of_a_pass_that_overruns_the_grace(
     store.ensure("order:1", kind="order", subject="1")
     release = threading.Event()
 
-    def stuck() -> SyncResult:
+    def stuck(**_kwargs: object) -> SyncResult:
         connector.context.store.claim(
             "order:1", owner=connector.worker_id, lease=timedelta(seconds=300)
         )
@@ -227,3 +227,28 @@ def test_json_logs_name_order_flow_and_outcome() -> None:
     assert acknowledged[0]["order_id"] == 9101
     assert acknowledged[0]["flow"] == "order" and acknowledged[0]["outcome"] == "acknowledged"
     assert all(set(x) >= {"time", "level", "logger", "message"} for x in lines)
+
+
+def test_a_burst_of_wakes_shares_one_pass_that_skips_the_poll() -> None:
+    """Webhooks wake the orders flow: after ``wake_delay_seconds`` one pass pushes what a burst
+    recorded, without walking SCAYLE's order list; the passes on the interval still poll."""
+    connector = _connector(orders=FlowSchedule(interval_seconds=3600, wake_delay_seconds=0.3))
+    polls: list[bool] = []
+    real = connector.sync_orders
+
+    def recording(*, poll: bool = True) -> SyncResult:
+        polls.append(poll)
+        return real(poll=poll)
+
+    connector.sync_orders = recording  # type: ignore[method-assign]
+    scheduler = FlowScheduler(connector).start()
+    try:
+        assert _wait(lambda: len(polls) == 1)  # the first pass, on the interval: it polls
+        for _ in range(5):  # a burst of webhooks
+            scheduler.wake("orders")
+            time.sleep(0.02)
+        assert _wait(lambda: len(polls) == 2)
+        time.sleep(0.5)
+        assert polls == [True, False]  # one woken pass for the whole burst, no poll in it
+    finally:
+        scheduler.stop(grace=5)

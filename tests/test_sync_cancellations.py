@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scayle_orderwise.alerts import AlertKind, MemoryAlertSink
 from scayle_orderwise.config import FlowSettings
-from scayle_orderwise.connector import Connector
+from scayle_orderwise.connector import Connector, release_quarantined
 from scayle_orderwise.sandbox import Faults, Sandbox, make_order
-from scayle_orderwise.store import State
+from scayle_orderwise.store import MemoryStore, State
 from scayle_orderwise.sync.cancellations import (
     record_shop_cancellation,
     shop_cancellation_key,
@@ -258,6 +259,19 @@ def test_an_order_cancelled_in_orderwise_cancels_only_units_not_shipped() -> Non
     assert sandbox.scayle.orders[40002]["status"] == "cancellation_completed"
 
 
+def test_units_in_status_deliverable_are_not_taken_for_shipped_and_get_cancelled() -> None:
+    """Issue 15 A.1: 0.1.0 took ``deliverable`` for shipped and cancelled nothing."""
+    sandbox, connector, _ = setup([40001])
+    for item in sandbox.scayle.orders[40001]["items"]:
+        item["status"] = "deliverable"  # SCAYLE's word for "can be delivered", not "shipped"
+    sandbox.orderwise.cancel_order("SCAYLE-40001")
+
+    result = connector.sync_cancellations()
+
+    assert result["cancelled_in_scayle"] == 1
+    assert cancelled_items(sandbox, 40001) == items(40001, 1, 2, 3)
+
+
 def test_orderwise_cancellations_under_lost_responses_are_sent_once() -> None:
     order_ids = list(range(43001, 43007))
     sandbox, connector, _ = setup(order_ids, seed=21)
@@ -307,3 +321,100 @@ def test_a_malformed_change_row_is_skipped_and_the_cancellation_still_goes_throu
     alerts = sink.of_kind(AlertKind.SYNC_STALLED)
     assert [a.subject for a in alerts] == ["cancellations:bad_rows"]  # once for the same row
     assert "owOrderId" in alerts[0].message
+
+
+# ------------------------------------------------------------------- units out of stock in SCAYLE
+
+
+def test_units_scayle_removes_as_out_of_stock_reach_the_cancellations_flow() -> None:
+    """Issue 15 A.4: 0.1.0 ignored ``order-item-out-of-stock``; OrderWise kept the unit."""
+    sandbox, connector, sink = setup([40001])
+    sandbox.scayle.remove_out_of_stock(40001, items(40001, 3))  # the SKU-B unit
+
+    outcome = None
+    for envelope in sandbox.scayle.webhooks:
+        if envelope["type"] == "order-item-out-of-stock":
+            outcome = connector.ingest_webhook(json.dumps(envelope), {})
+    assert outcome is not None and (outcome.outcome, outcome.order_id) == ("recorded", 40001)
+
+    result = connector.sync_cancellations()
+
+    # OrderWise cancels whole orders only: a person removes the unit there.
+    assert result["needs_person"] == 1
+    record = shop_record(connector, 40001)
+    assert record.state == State.QUARANTINED
+    assert record.payload["removed_item_ids"] == items(40001, 3)
+    assert "out of stock" in (record.reason or "")
+    (alert,) = sink.of_kind(AlertKind.CANCELLATION_TOO_LATE)
+    assert alert.subject == "40001" and "partial_cancellation" in alert.message
+    assert cancel_calls(sandbox, committed_only=False) == []
+
+    # The despatch of what is left ships the two remaining units only.
+    sandbox.orderwise.despatch("SCAYLE-40001", consignment="CN1", lines={"SKU-A": 2})
+    assert connector.sync_fulfilments()["shipped"] == 1
+    (shipment,) = sandbox.scayle.shipments
+    assert [i["orderItemId"] for i in shipment["items"]] == items(40001, 1, 2)
+
+
+def test_an_order_whose_every_unit_is_out_of_stock_is_cancelled_in_orderwise() -> None:
+    sandbox, connector, _ = setup([40001, 40002])
+    sandbox.scayle.remove_out_of_stock(40002, items(40002, 1, 2, 3))
+
+    result = connector.sync_cancellations()  # found by the poll, without a webhook
+
+    assert result["shop_cancellations_found"] == 1
+    assert result["cancelled_in_orderwise"] == 1
+    assert sandbox.orderwise.status("SCAYLE-40002") == "Cancelled"
+    assert sandbox.orderwise.status("SCAYLE-40001") != "Cancelled"
+    again = connector.sync_cancellations()
+    assert again["shop_cancellations_found"] == 0
+
+
+def test_a_released_manual_cancel_closes_its_alert_once_the_connector_cancels() -> None:
+    """The docs: the connector closes ``cancellation_too_late`` when it cancels the order itself.
+    0.1.0 (and the split) resolved it after the record was finished, which never ran."""
+    sandbox, _, _ = setup([40001], cancel_enabled=False, push=False)
+    store = MemoryStore()
+    sink = MemoryAlertSink()
+    without = Connector.for_sandbox(sandbox, store=store, alerts=[sink], flows=FLOWS)
+    assert without.sync_orders()["pushed"] == 1
+    sandbox.scayle.cancel_order(40001)
+    assert without.sync_cancellations()["needs_person"] == 1
+    assert [a[0] for a in without.health().open_alerts] == [AlertKind.CANCELLATION_TOO_LATE]
+
+    sandbox.orderwise.cancel_enabled = True  # the endpoint is configured; a person releases
+    release_quarantined(store, shop_cancellation_key(40001))
+    with_endpoint = Connector.for_sandbox(sandbox, store=store, alerts=[sink], flows=FLOWS)
+    assert with_endpoint.sync_cancellations()["cancelled_in_orderwise"] == 1
+    assert sandbox.orderwise.status("SCAYLE-40001") == "Cancelled"
+    assert with_endpoint.health().open_alerts == ()
+
+
+def test_the_poll_reads_the_ledger_only_for_orders_scayle_changed_since_its_last_walk() -> None:
+    class CountingGets(MemoryStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.order_gets = 0
+
+        def get(self, key: str) -> Any:
+            self.order_gets += key.startswith("order:")
+            return super().get(key)
+
+    sandbox, _, _ = setup(range(40001, 40011), push=False)
+    store = CountingGets()
+    connector = Connector.for_sandbox(sandbox, store=store, flows=FLOWS)
+    assert connector.sync_orders()["pushed"] == 10
+    connector.sync_cancellations()  # the first walk looks at every order
+    later = datetime.now(UTC) + timedelta(hours=1)
+    connector.context.clock = lambda: later  # the walks from now on start an hour later
+    sandbox.clock.advance(3600)  # and what SCAYLE changes next carries such an updatedAt
+    connector.sync_cancellations()
+    store.order_gets = 0
+
+    assert connector.sync_cancellations()["shop_cancellations_found"] == 0
+    assert store.order_gets == 0  # nothing changed in SCAYLE: no ledger reads for the walk
+
+    sandbox.scayle.remove_out_of_stock(40007, items(40007, 1, 2, 3))
+    result = connector.sync_cancellations()
+    assert result["shop_cancellations_found"] == 1
+    assert sandbox.orderwise.status("SCAYLE-40007") == "Cancelled"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +15,7 @@ from scayle_orderwise.config import FlowSettings
 from scayle_orderwise.connector import Connector
 from scayle_orderwise.mapping import MappingConfig
 from scayle_orderwise.sandbox import Faults, Sandbox, SimulatedCrash, make_order
-from scayle_orderwise.store import MemoryStore, State
+from scayle_orderwise.store import MemoryStore, Record, State
 from scayle_orderwise.sync.fulfilment import (
     CURSOR,
     DEFAULT_CARRIER_MAP,
@@ -107,6 +107,32 @@ def test_full_despatch_becomes_one_shipment_with_a_return_key_per_unit() -> None
     assert sorted(record.payload["item_ids"]) == items(40001, 1, 2, 3)
     package = sandbox.scayle.orders[40001]["packages"][0]
     assert package["shipmentKey"] == "CN100"
+
+
+def test_units_in_status_deliverable_still_ship() -> None:
+    """Issue 15 A.1: 0.1.0 took ``deliverable`` for shipped and sent nothing ("nothing to ship")."""
+    sandbox, connector, _ = setup([40001])
+    for item in sandbox.scayle.orders[40001]["items"]:
+        item["status"] = "deliverable"
+    sandbox.orderwise.despatch("SCAYLE-40001", consignment="CN100", courier="DPD")
+
+    result = connector.sync_fulfilments()
+
+    assert (result["shipped"], result["nothing_to_ship"]) == (1, 0)
+    assert shipped_ids(sandbox, 40001, "CN100") == items(40001, 1, 2, 3)
+
+
+def test_units_in_a_package_scayle_only_planned_still_ship() -> None:
+    """Checkout plans packages (``deliveryStatus`` open, no ``shipmentKey``): not shipped yet."""
+    sandbox, connector, _ = setup([40001])
+    order = sandbox.scayle.orders[40001]
+    order["packages"] = [{"id": 901, "carrierKey": "DPD", "deliveryStatus": "open"}]
+    for item in order["items"]:
+        item["packageId"] = 901
+    sandbox.orderwise.despatch("SCAYLE-40001", consignment="CN100", courier="DPD")
+
+    assert connector.sync_fulfilments()["shipped"] == 1
+    assert shipped_ids(sandbox, 40001, "CN100") == items(40001, 1, 2, 3)
 
 
 def test_idle_pass_sends_nothing() -> None:
@@ -532,3 +558,37 @@ def test_a_malformed_change_row_is_skipped_and_the_rest_still_ships() -> None:
     alerts = sink.of_kind(AlertKind.SYNC_STALLED)
     assert [a.subject for a in alerts] == ["fulfilment:bad_rows"]  # once for the same row
     assert "despatchedAt" in alerts[0].message
+
+
+# ------------------------------------------------------------------------------ cost of a pass
+
+
+class CountingStore(MemoryStore):
+    """A MemoryStore that counts the records its ``records()`` walks hand out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.walked = 0
+
+    def records(self, states: Any = None, kind: str | None = None) -> Iterator[Record]:
+        for record in super().records(states, kind):
+            self.walked += 1
+            yield record
+
+
+@pytest.mark.parametrize("orders", [10, 40])
+def test_a_pass_walks_the_ledger_a_fixed_number_of_times_not_once_per_order(orders: int) -> None:
+    """Issue 13: 0.1.0 walked every open package once per order (quadratic in the orders)."""
+    ids = list(range(41001, 41001 + orders))
+    store = CountingStore()
+    sandbox, connector, _ = setup(ids, store=store)
+    for order_id in ids:
+        sandbox.orderwise.despatch(f"SCAYLE-{order_id}", consignment=f"CN{order_id}")
+    store.walked = 0
+
+    result = connector.sync_fulfilments()
+
+    assert result["shipped"] == orders
+    # One walk for the change feed's start, one for the acknowledgement watch: a few records per
+    # order at most, however many orders the pass ships (0.1.0: about orders² / 2 more).
+    assert store.walked <= 3 * orders + 5, store.walked

@@ -8,12 +8,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scayle_orderwise.alerts import AlertKind, MemoryAlertSink
-from scayle_orderwise.config import FlowSettings, InventorySettings, StockShaping
+from scayle_orderwise.config import (
+    ConnectorSettings,
+    FlowSettings,
+    InventorySettings,
+    StockShaping,
+)
 from scayle_orderwise.connector import Connector
 from scayle_orderwise.errors import TransientError
 from scayle_orderwise.mapping import MappingConfig
@@ -639,3 +645,84 @@ def test_a_malformed_row_in_the_full_stock_export_does_not_break_the_drift_repor
     assert conn.sync_inventory().pushed == 1
     report = conn.reconcile_stock()  # the odd row is skipped (and logged), the rest compared
     assert report.ok and report.summary.in_sync == 1
+
+
+# ------------------------------------------------------------- the tenant's warehouses, its flag
+
+
+def test_stock_pushes_never_switch_off_sellable_without_stock() -> None:
+    """Issue 15 A.2: 0.1.0 sent ``sellableWithoutStock: false`` with every push."""
+    sandbox = make_sandbox(["PRE-ORDER"])
+    sandbox.scayle.set_stock(
+        "PRE-ORDER", 0, changed_at="2026-05-04T08:00:00+00:00", sellable_without_stock=True
+    )
+    sandbox.orderwise.set_free_stock("PRE-ORDER", 3, at=T0)
+    result = connector(sandbox).sync_inventory()
+    assert result.pushed == 1
+    record = sandbox.scayle.stock_record("PRE-ORDER")
+    assert record is not None and (record["quantity"], record["sellableWithoutStock"]) == (3, True)
+    assert all("sellableWithoutStock" not in u["body"] for u in sandbox.scayle.stock_updates)
+
+
+def test_a_missing_warehouse_is_told_apart_from_missing_variants_without_a_push() -> None:
+    """Issue 15 A.3: 0.1.0 read a 404 as "unknown variant" unless its error key said WAREHOUSE
+    (not evidenced); a tenant answering otherwise made every SKU of the warehouse look missing."""
+    sandbox = make_sandbox(["A", "B", "C"], unknown_warehouse_error_key="ENTITY_NOT_FOUND")
+    for sku in ("A", "B", "C"):
+        sandbox.orderwise.set_free_stock(sku, 4, stock_location_id=1, at=T0)
+        sandbox.orderwise.set_free_stock(sku, 6, stock_location_id=2, at=T0)
+    sandbox.orderwise.set_free_stock("GHOST", 1, stock_location_id=1, at=T0)
+    sink = MemoryAlertSink()
+    conn = connector(sandbox, sink=sink, location_warehouses={"1": "WH1", "2": "WH9"})
+
+    result = conn.sync_inventory()
+
+    assert (result.pushed, result.unknown_warehouse, result.unknown_variant) == (3, 3, 1)
+    sent_to = {u["body"]["warehouseReferenceKey"] for u in sandbox.scayle.stock_updates}
+    assert sent_to == {"WH1"}  # nothing was sent to the missing warehouse
+    assert [r for r in sandbox.scayle.requests if r[2] == 404] == [
+        ("POST", "/variants/key=GHOST/stocks", 404)
+    ]
+    (alert,) = sink.of_kind(AlertKind.SETUP_MISMATCH)
+    assert alert.subject == "warehouse:WH9" and "3 SKU(s)" in alert.message
+    assert [e for e in result.errors if "WH9" in e] == [alert.message]  # one line, not three
+    assert [r[1] for r in sandbox.scayle.requests].count("/warehouses") == 1
+
+    # The warehouse is created in SCAYLE; the next read of the list (after an hour, or at the
+    # next start-up check) finds it, and the next figures go out.
+    sandbox.scayle.add_warehouse("WH9")
+    assert conn.check_setup().missing_warehouses == ()
+    sandbox.orderwise.set_free_stock("A", 7, stock_location_id=2, at=T0 + timedelta(minutes=1))
+    again = conn.sync_inventory()
+    assert (again.pushed, again.unknown_warehouse) == (1, 0)
+    assert sandbox.scayle.stock("A", "WH9") == 7
+    assert conn.health().open_alerts == ()
+
+
+def test_without_the_warehouse_list_a_404_is_read_from_its_error_key() -> None:
+    """A token that may not read ``GET /warehouses`` (403): the stock flow goes on as before."""
+    sandbox = make_sandbox(["A"])
+    sandbox.orderwise.set_free_stock("A", 4, stock_location_id=2, at=T0)
+    inner = sandbox.scayle.transport
+
+    class NoGlobalRead(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith(("/warehouses", "/carriers")):
+                return httpx.Response(403, json={"errors": [{"errorKey": "FORBIDDEN"}]})
+            response: httpx.Response = inner.handle_request(request)
+            return response
+
+    conn = Connector(
+        scayle=sandbox.scayle_client(transport=NoGlobalRead()),
+        orderwise=sandbox.orderwise_client(),
+        settings=ConnectorSettings(
+            inventory=InventorySettings(
+                default_warehouse="WH1", location_warehouses={"2": "WH9"}, max_workers=1
+            )
+        ),
+    )
+    result = conn.sync_inventory()
+    assert (result.unknown_warehouse, result.unknown_variant) == (1, 0)  # WAREHOUSE_NOT_FOUND
+    report = conn.check_setup()
+    assert report.ok and not report.checked
+    assert "could not check: GET /warehouses" in " ".join(report.warnings())

@@ -515,3 +515,45 @@ def test_reference_write_backs_wait_for_scayles_budget_and_catch_up() -> None:
     assert written == 10
     assert all(sandbox.scayle.orders[i]["referenceKey"] == f"SCAYLE-{i}" for i in ids)
     assert ledger_health(connector.store).reference_writes_waiting == 0
+
+
+def test_an_order_keyed_with_its_reference_in_other_case_is_adopted_not_duplicated() -> None:
+    """OrderWise's SQL Server compares text ignoring case: its lookup answers ``scayle-9201``
+    for ``SCAYLE-9201``, and the connector must take that as the same order."""
+    from scayle_orderwise.mapping import OrderMapper
+    from scayle_orderwise.scayle.models import Order
+
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, [9201])
+    body = (
+        OrderMapper(MappingConfig())
+        .map(Order.model_validate(sandbox.scayle.orders[9201]))
+        .to_orderwise()
+    )
+    body = body.model_copy(
+        update={
+            "order_header": body.order_header.model_copy(
+                update={"e_commerce_order_number": "scayle-9201"}
+            )
+        }
+    )
+    with sandbox.orderwise_client() as client:
+        client.create_sales_order(body)
+    result = connector_for(sandbox).sync_orders()
+    assert result.adopted == 1 and result.pushed == 0
+    assert len(sandbox.orderwise.sales_orders) == 1
+
+
+def test_the_poll_pushes_each_page_before_it_reads_the_next() -> None:
+    """Issue 13: the poll holds one page of orders, never the backlog."""
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, range(1, 31))
+    flows = FAST.model_copy(update={"order_poll_page_size": 10})
+    assert connector_for(sandbox, flows=flows).sync_orders().pushed == 30
+    scayle = [(i, path) for i, (_m, path, _s) in enumerate(sandbox.scayle.requests)]
+    pages = [i for i, path in scayle if path.endswith("/orders")]
+    writes = [i for i, path in scayle if path.endswith("/reference-key")]
+    assert len(pages) == 3
+    # The ten orders of each page are pushed (and written back) before the next page is read.
+    assert sum(1 for w in writes if pages[0] < w < pages[1]) == 10
+    assert sum(1 for w in writes if pages[1] < w < pages[2]) == 10

@@ -5,7 +5,7 @@ senders (:class:`SyncHttp`, :class:`AsyncHttp`); only the send and the sleep dif
 
 Typical use inside a client::
 
-    core = HttpCore(base_url, auth_headers=lambda: {"X-Access-Token": token.get()},
+    core = HttpCore(base_url, auth_headers=lambda: {"X-Access-Token": token.get_secret_value()},
                     redactor=Redactor([token]), budget=RateBudget(), service="SCAYLE")
     http = SyncHttp(core, transport=transport)
     data = http.send_json(RequestSpec("GET", "/orders/1", scope="ordersRead"))
@@ -23,8 +23,8 @@ Rules this module enforces:
   ``errorKey`` and message.
 * A client-side :class:`RateBudget` per rate-limit scope, fed by ``X-RateLimit-*`` headers, paces
   calls so the connector stays under the limit instead of bouncing off it.
-* Secrets (tokens, passwords) are redacted from messages, reprs and logs (:class:`Secret`,
-  :class:`Redactor`).
+* Secrets (tokens, passwords) are :class:`pydantic.SecretStr` and are redacted from messages, reprs
+  and logs (:class:`~scayle_orderwise.redaction.Redactor`).
 """
 
 from __future__ import annotations
@@ -36,13 +36,15 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import warnings
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 import httpx
 import tenacity
+from pydantic import SecretStr
 
 from .errors import (
     AmbiguousOutcomeError,
@@ -54,6 +56,7 @@ from .errors import (
     RateLimitedError,
     TransientError,
 )
+from .redaction import Redactor
 
 __all__ = [
     "DEFAULT_MAX_RETRIES",
@@ -69,7 +72,6 @@ __all__ = [
     "RequestSpec",
     "RetryPolicy",
     "ScopeState",
-    "Secret",
     "ServerBusyError",
     "SyncHttp",
     "add_call_observer",
@@ -90,94 +92,31 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-_MASK = "***"
-
 
 # --------------------------------------------------------------------------------------------------
-# Secrets and redaction
+# Secrets and redaction live in :mod:`scayle_orderwise.redaction`; ``Secret`` is a deprecated alias.
 
 
-class Secret:
-    """A string that never shows itself in ``repr``/``str``/format; read it with :meth:`get`."""
+class _DeprecatedSecret(SecretStr):
+    """``scayle_orderwise._http.Secret`` of 0.1.0: a :class:`pydantic.SecretStr` with ``get()``."""
 
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str | Secret) -> None:
-        self._value = value.get() if isinstance(value, Secret) else str(value)
+    def __init__(self, value: str | SecretStr) -> None:
+        super().__init__(value.get_secret_value() if isinstance(value, SecretStr) else str(value))
 
     def get(self) -> str:
-        """The secret value (send it, never print it)."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __str__(self) -> str:
-        return _MASK
-
-    def __format__(self, spec: str) -> str:
-        return _MASK
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
+        """The secret value (``get_secret_value()`` of ``SecretStr``)."""
+        return self.get_secret_value()
 
 
-SENSITIVE_HEADERS = frozenset(
-    {"authorization", "x-access-token", "cookie", "set-cookie", "proxy-authorization"}
-)
-
-
-class Redactor:
-    """Replaces known secret values with ``***`` in text and nested JSON-like data. Thread-safe."""
-
-    def __init__(self, secrets: Iterable[str | Secret | None] = ()) -> None:
-        self._lock = threading.Lock()
-        self._secrets: set[str] = set()
-        for s in secrets:
-            self.add(s)
-
-    def add(self, secret: str | Secret | None) -> None:
-        """Register one more secret (ignored when empty or shorter than 4 characters)."""
-        if secret is None:
-            return
-        value = secret.get() if isinstance(secret, Secret) else secret
-        if len(value) >= 4:
-            with self._lock:
-                self._secrets.add(value)
-
-    def __call__(self, text: str) -> str:
-        """``text`` with every registered secret replaced by ``***``."""
-        with self._lock:
-            secrets = sorted(self._secrets, key=len, reverse=True)
-        for s in secrets:
-            if s in text:
-                text = text.replace(s, _MASK)
-        return text
-
-    def data(self, value: Any) -> Any:
-        """Redact strings inside dicts/lists (e.g. an error body that echoes a token)."""
-        if isinstance(value, str):
-            return self(value)
-        if isinstance(value, dict):
-            return {k: self.data(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.data(v) for v in value]
-        return value
-
-    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
-        """Headers safe to log: credential headers masked, other values redacted."""
-        return {
-            k: (_MASK if k.lower() in SENSITIVE_HEADERS else self(v)) for k, v in headers.items()
-        }
-
-    def __repr__(self) -> str:
-        return f"Redactor({len(self._secrets)} secrets)"
+def __getattr__(name: str) -> Any:
+    if name == "Secret":
+        warnings.warn(
+            "scayle_orderwise._http.Secret is deprecated: use pydantic.SecretStr",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _DeprecatedSecret
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -45,6 +45,8 @@ class AlertKind(StrEnum):
     STOCK_STALE_REJECTED = "stock_stale_rejected"
     SYNC_STALLED = "sync_stalled"
     STATUS_UNKNOWN = "status_unknown"
+    SETUP_MISMATCH = "setup_mismatch"
+    """The settings name something the SCAYLE tenant lacks (a warehouse)."""
 
 
 @attrs.frozen

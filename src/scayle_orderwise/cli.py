@@ -1,8 +1,9 @@
 """The ``scayle-orderwise`` command: demo, serve, sync, reconcile, status, quarantine, retry, sandbox, postings.
 
 Configuration comes from a TOML file (``--config`` or ``SCAYLE_ORDERWISE_CONFIG``) and the
-environment (``SCAYLE_ORDERWISE_...``); secrets only from the environment. Errors print one line and
-exit non-zero: 2 for bad configuration or input, 1 when a flow or check failed.
+environment (``SCAYLE_ORDERWISE_...``); secrets only from the environment. Every failure prints one
+``error:`` line and exits non-zero: 2 for bad configuration or input, 1 when a flow or check failed
+(:mod:`scayle_orderwise._cli_errors`; ``--debug`` shows the traceback instead).
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ import json
 import os
 import time
 from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from . import __version__
+from ._cli_errors import CommandGroup, err_console, fail, set_debug
+from ._cli_progress import host_notices, reading_progress
 from .config import ConnectorSettings
 from .errors import ConfigError, ConnectorError, StoreError
 
@@ -31,9 +35,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=CommandGroup,
 )
 quarantine_app = typer.Typer(
-    help="Records that need a person (orders, packages, cancellations): list, show, release.",
+    help="Records that need a person (orders, shipments, cancellations): list, show, release.",
     no_args_is_help=True,
 )
 alerts_app = typer.Typer(
@@ -50,7 +55,6 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(alerts_app, name="alerts")
 
 console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path | None,
@@ -86,9 +90,49 @@ class LogLevel(StrEnum):
     error = "error"
 
 
+class ReportFormat(StrEnum):
+    """Report formats."""
+
+    html = "html"
+    json = "json"
+    csv = "csv"
+
+
+class RecordKind(StrEnum):
+    """Ledger record kinds a person may find quarantined (``all``: every kind)."""
+
+    order = "order"
+    shipment = "shipment"
+    cancellation = "cancellation"
+    all = "all"
+
+
+STATUS_SCHEMA_VERSION = 2
+"""Version of ``status --json`` (2: open alerts as objects with named fields)."""
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    return fail(message, code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"scayle-orderwise {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an error instead of one line.")
+    ] = False,
     log_level: Annotated[
         LogLevel | None,
         typer.Option(
@@ -107,25 +151,14 @@ def _global_options(
     ] = LogFormat.text,
 ) -> None:
     """Connect SCAYLE to OrderWise: exactly-once orders, despatches, cancellations, stock, reconciliation."""
-    ctx.obj = {"log_level": log_level, "log_format": log_format}
+    if not isinstance(ctx.obj, dict):
+        ctx.obj = {}
+    ctx.obj.update({"log_level": log_level, "log_format": log_format})
+    set_debug(ctx, debug)
     if log_level is not None or log_format is not LogFormat.text:
         from .logs import configure_logging
 
         configure_logging((log_level or LogLevel.warning).value, log_format.value)
-
-
-class ReportFormat(StrEnum):
-    """Report formats."""
-
-    html = "html"
-    json = "json"
-    csv = "csv"
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print("[bold red]error:[/] ", end="", highlight=False)
-    err_console.print(message, markup=False, highlight=False)
-    return typer.Exit(code)
 
 
 def _settings(config: Path | None) -> ConnectorSettings:
@@ -149,7 +182,7 @@ def _store(config: Path | None) -> Any:
     from .connector import open_store
 
     url = _settings(config).store.url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise _fail(
             f"no ledger at {url.removeprefix('sqlite:///')}: set [store] url or SCAYLE_ORDERWISE_STORE__URL"
         )
@@ -164,18 +197,40 @@ def _key(subject: str) -> str:
     return subject if ":" in subject else f"order:{subject}"
 
 
-def _parse_day(value: str | None, *, end: bool = False) -> datetime | None:
+def _not_in_ledger(key: str) -> str:
+    """The one wording for a record the ledger does not hold."""
+    return f"{key} is not in the ledger"
+
+
+def _period(
+    since: str | None, until: str | None
+) -> tuple[date | datetime | None, date | datetime | None]:
+    """``--since``/``--until`` as [start, end) bounds; an empty or reversed period is refused."""
+    start, end = _parse_day(since), _parse_day(until, end=True)
+    if start is not None and end is not None and _moment(start) >= _moment(end):
+        raise _fail(f"--since {since} is not before --until {until}: the period is empty")
+    return start, end
+
+
+def _moment(bound: date | datetime) -> datetime:
+    """A bound as an aware time, only to order two bounds (zone-less ones taken as UTC)."""
+    if not isinstance(bound, datetime):
+        bound = datetime.combine(bound, datetime.min.time())
+    return bound if bound.tzinfo else bound.replace(tzinfo=UTC)
+
+
+def _parse_day(value: str | None, *, end: bool = False) -> date | datetime | None:
+    """A day (``end``: the day after it, so the day is included) or an ISO time; without a zone
+    both are read in the books' time zone (``timezone`` setting) by reconcile and postings."""
     if value is None:
         return None
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
-            moment = datetime.combine(day, dtime.min, tzinfo=UTC)
-            return moment + timedelta(days=1) if end else moment
-        parsed = datetime.fromisoformat(value)
+            return day + timedelta(days=1) if end else day
+        return datetime.fromisoformat(value)
     except ValueError:
         raise _fail(f"not a date (YYYY-MM-DD) or ISO timestamp: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # ------------------------------------------------------------------------------------------------ demo
@@ -209,7 +264,12 @@ def demo(
 
 @app.command()
 def sync(
-    flow: Annotated[Flow, typer.Argument(help="Which flow to run.")] = Flow.all,
+    flow: Annotated[
+        Flow,
+        typer.Argument(
+            help="Which flow to run: orders, fulfilments, cancellations, inventory or all."
+        ),
+    ] = Flow.all,
     config: ConfigOption = None,
     watch: Annotated[bool, typer.Option("--watch", help="Repeat until interrupted.")] = False,
     interval: Annotated[
@@ -233,11 +293,13 @@ def sync(
 
     connector = _connector(config)
     pacer = pacer_for(flow.value, connector.settings.inventory, interval=interval)
+    _warn_setup(connector)
     done = 0
     failed = False
     try:
         while True:
-            results = _run_flow(connector, flow)
+            with host_notices(err_console):
+                results = _run_flow(connector, flow)
             for result in results:
                 console.print(str(result), highlight=False, markup=False)
                 for error in result.errors:
@@ -262,6 +324,46 @@ def _merged(results: list[Any]) -> Any:
     for result in results:
         merged.merge(result)
     return merged
+
+
+def _warn_setup(connector: Any) -> None:
+    """The start-up check of the SCAYLE tenant: what it lacks is a warning here (``check`` fails)."""
+    try:
+        report = connector.check_setup()
+    except ConnectorError as exc:
+        err_console.print(f"warning: SCAYLE setup not checked: {exc}", markup=False)
+        return
+    for line in [*report.problems(), *report.warnings()]:
+        err_console.print(f"warning: {line}", markup=False, highlight=False)
+
+
+@app.command()
+def check(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check the SCAYLE tenant against the settings: the warehouses and carriers they name.
+
+    Exits 1 when something the settings name is missing in SCAYLE.
+    """
+    connector = _connector(config)
+    try:
+        report = connector.check_setup()
+    except ConnectorError as exc:
+        raise _fail(f"could not check the SCAYLE setup: {exc}", 1) from None
+    finally:
+        connector.close()
+    if as_json:
+        console.print_json(data=report.as_dict())
+    else:
+        for line in report.warnings():
+            err_console.print(f"warning: {line}", markup=False, highlight=False)
+        for line in report.problems():
+            console.print(f"- {line}", markup=False, highlight=False)
+    if not report.ok:
+        raise _fail(f"{len(report.problems())} setting(s) name what SCAYLE does not have", 1)
+    if not as_json:
+        console.print("SCAYLE has every warehouse and carrier the settings name")
 
 
 def _run_flow(connector: Any, flow: Flow) -> list[Any]:
@@ -290,8 +392,12 @@ def _run_flow(connector: Any, flow: Flow) -> list[Any]:
 @app.command()
 def reconcile(
     config: ConfigOption = None,
-    since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD), inclusive.")] = None,
-    until: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD), inclusive.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="First day, inclusive.", metavar="YYYY-MM-DD")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Last day, inclusive.", metavar="YYYY-MM-DD")
+    ] = None,
     fmt: Annotated[
         ReportFormat, typer.Option("--format", help="Report format.")
     ] = ReportFormat.html,
@@ -302,10 +408,11 @@ def reconcile(
     """Reconcile SCAYLE orders against OrderWise orders and write the report."""
     from .reconcile import report as render
 
-    start, end = _parse_day(since), _parse_day(until, end=True)
+    start, end = _period(since, until)
     connector = _connector(config)
     try:
-        result = connector.reconcile(since=start, until=end)
+        with host_notices(err_console), reading_progress(err_console) as progress:
+            result = connector.reconcile(since=start, until=end, progress=progress)
     except ConnectorError as exc:
         raise _fail(f"reconciliation failed: {exc}", 1) from None
     finally:
@@ -329,7 +436,8 @@ def reconcile_stock(
 
     connector = _connector(config)
     try:
-        result = connector.reconcile_stock()
+        with host_notices(err_console):
+            result = connector.reconcile_stock()
     except ConnectorError as exc:
         raise _fail(f"stock reconciliation failed: {exc}", 1) from None
     finally:
@@ -341,8 +449,18 @@ def reconcile_stock(
 @app.command("export-postings")
 def export_postings(
     config: ConfigOption = None,
-    since: Annotated[str, typer.Option(help="First day of the period (YYYY-MM-DD).")] = "",
-    until: Annotated[str, typer.Option(help="Last day of the period (YYYY-MM-DD).")] = "",
+    since: Annotated[str, typer.Option(help="First day of the period.", metavar="YYYY-MM-DD")] = "",
+    until: Annotated[
+        str, typer.Option(help="Last day of the period, inclusive.", metavar="YYYY-MM-DD")
+    ] = "",
+    journal: Annotated[
+        str,
+        typer.Option(
+            help="full: the whole period (replaces an earlier export); additions: only orders "
+            "acknowledged since the last export.",
+            metavar="full|additions",
+        ),
+    ] = "full",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="CSV file (default: stdout).")
     ] = None,
@@ -350,24 +468,32 @@ def export_postings(
     """Write the period's batched financial postings (net, VAT, gross per tax code) as CSV."""
     if not since or not until:
         raise _fail("--since and --until are required")
-    start, end = _parse_day(since), _parse_day(until, end=True)
+    if journal not in ("full", "additions"):
+        raise _fail(f"--journal must be full or additions, not {journal!r}")
+    start, end = _period(since, until)
     assert start is not None and end is not None
     connector = _connector(config)
     try:
-        text = connector.export_postings(since=start, until=end)
+        with host_notices(err_console):
+            result = connector.postings(since=start, until=end, journal=journal)
     except ConnectorError as exc:
         raise _fail(f"postings export failed: {exc}", 1) from None
     finally:
         connector.close()
-    _emit(text, output)
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False)
+    _emit(result.csv, output)
 
 
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
-        typer.echo(text)
-    else:
+        typer.echo(text, nl=not text.endswith("\n"))  # a CSV ends with its own newline
+        return
+    try:
         output.write_text(text, encoding="utf-8")
-        console.print(f"written {output}")
+    except OSError as exc:
+        raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
+    console.print(f"written {output}")
 
 
 # ---------------------------------------------------------------------------------------------- status
@@ -376,7 +502,13 @@ def _emit(text: str, output: Path | None) -> None:
 @app.command()
 def status(
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Machine-readable output (documented schema).")
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Exit 1 when the ledger is not ok (for monitoring)."),
+    ] = False,
 ) -> None:
     """Ledger counts by state, the oldest pending and sent orders, open alerts."""
     from .connector import ledger_health
@@ -387,8 +519,16 @@ def status(
     finally:
         store.close()
     if as_json:
-        typer.echo(json.dumps(health.as_dict(), indent=2))
-        return
+        typer.echo(
+            json.dumps({"schema_version": STATUS_SCHEMA_VERSION, **health.as_dict()}, indent=2)
+        )
+    else:
+        _print_health(health)
+    if check and not health.ok:
+        raise typer.Exit(1)
+
+
+def _print_health(health: Any) -> None:
     table = Table(title="Orders in the ledger")
     table.add_column("state")
     table.add_column("orders", justify="right")
@@ -404,7 +544,9 @@ def status(
         highlight=False,
     )
     for kind, subject, cause in health.open_alerts:
-        console.print(f"  [yellow]{kind}[/] {subject}: {cause}", highlight=False)
+        console.print(
+            f"  [yellow]{escape(kind)}[/] {escape(subject)}: {escape(cause)}", highlight=False
+        )
 
 
 # ------------------------------------------------------------------------------------------ quarantine
@@ -414,32 +556,34 @@ def status(
 def quarantine_list(
     config: ConfigOption = None,
     kind: Annotated[
-        str, typer.Option(help="Record kind: order, shipment, cancellation, ... or 'all'.")
-    ] = "order",
+        RecordKind, typer.Option(help="Record kind, or 'all' for every kind.")
+    ] = RecordKind.order,
 ) -> None:
     """Quarantined records (orders by default) with their reasons."""
     from .store import State
 
     store = _store(config)
     try:
-        table = Table(title="Quarantined" + ("" if kind == "all" else f" ({kind})"))
+        every = kind is RecordKind.all
+        table = Table(title="Quarantined" + ("" if every else f" ({kind.value})"))
         for column in ("record", "since", "reason"):
             table.add_column(column)
         count = 0
-        for record in store.records(
-            states=[State.QUARANTINED], kind=None if kind == "all" else kind
-        ):
+        for record in store.records(states=[State.QUARANTINED], kind=None if every else kind.value):
             label = record.subject if record.kind == "order" else record.key
             table.add_row(label, f"{record.updated_at:%Y-%m-%d %H:%M}", record.reason or "")
             count += 1
     finally:
         store.close()
-    console.print(table if count else "nothing is quarantined")
+    nothing = "nothing is quarantined" + ("" if every else f" (kind {kind.value})")
+    console.print(table if count else nothing)
 
 
 @quarantine_app.command("show")
 def quarantine_show(
-    subject: Annotated[str, typer.Argument(help="An order id, or a full ledger key.")],
+    subject: Annotated[
+        str, typer.Argument(help="An order id, or a full ledger key.", metavar="ORDER_ID_OR_KEY")
+    ],
     config: ConfigOption = None,
 ) -> None:
     """One record of the ledger and its full history."""
@@ -449,7 +593,7 @@ def quarantine_show(
     finally:
         store.close()
     if record is None:
-        raise _fail(f"{_key(subject)} is not in the ledger", 1)
+        raise _fail(_not_in_ledger(_key(subject)), 1)
     console.print(f"{record.key}: [bold]{record.state}[/] ", end="")
     console.print(f"({record.reason or 'no reason'})", markup=False, highlight=False)
     if record.external_id:
@@ -470,7 +614,9 @@ def quarantine_show(
 
 @quarantine_app.command("release")
 def quarantine_release(
-    subject: Annotated[str, typer.Argument(help="An order id, or a full ledger key.")],
+    subject: Annotated[
+        str, typer.Argument(help="An order id, or a full ledger key.", metavar="ORDER_ID_OR_KEY")
+    ],
     config: ConfigOption = None,
     reason: Annotated[
         str, typer.Option(help="Why it can be retried now.")
@@ -509,8 +655,12 @@ def alerts_list(config: ConfigOption = None) -> None:
 
 @alerts_app.command("resolve")
 def alerts_resolve(
-    kind: Annotated[str, typer.Argument(help="Alert kind, e.g. cancellation_too_late.")],
-    subject: Annotated[str, typer.Argument(help="Its subject as `alerts list` shows it.")],
+    kind: Annotated[
+        str, typer.Argument(help="Alert kind, e.g. cancellation_too_late.", metavar="KIND")
+    ],
+    subject: Annotated[
+        str, typer.Argument(help="Its subject as `alerts list` shows it.", metavar="SUBJECT")
+    ],
     config: ConfigOption = None,
 ) -> None:
     """Close an alert a person has dealt with (it is raised again if its cause comes back)."""
@@ -520,7 +670,7 @@ def alerts_resolve(
     try:
         dispatcher = AlertDispatcher(state=store)
         if not any(k == kind and s == subject for k, s, _ in dispatcher.open_alerts()):
-            raise _fail(f"no open alert {kind} for {subject}", 1)
+            raise _fail(f"alert {kind} for {subject} is not open", 1)
         dispatcher.resolve(kind, subject)
     finally:
         store.close()
@@ -530,7 +680,11 @@ def alerts_resolve(
 @app.command()
 def retry(
     order_ids: Annotated[
-        list[str] | None, typer.Argument(help="Orders to retry (default: every failed one).")
+        list[str] | None,
+        typer.Argument(
+            help="Order ids or ledger keys to retry (default: every failed order).",
+            metavar="ORDER_ID_OR_KEY",
+        ),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -545,16 +699,25 @@ def retry(
             else [r.key for r in store.records(states=[State.FAILED], kind="order")]
         )
         done = 0
+        skipped = 0
         for key in keys:
             record = store.get(key)
             if record is None or record.state != State.FAILED:
-                err_console.print(f"skipped {key}: not failed", markup=False)
+                why = (
+                    _not_in_ledger(key)
+                    if record is None
+                    else f"{key} is {record.state}, not failed"
+                )
+                err_console.print(f"skipped: {why}", markup=False, highlight=False)
+                skipped += 1
                 continue
             store.mark(key, State.PENDING, reason="retry requested by a person")
             done += 1
     finally:
         store.close()
     console.print(f"{done} order(s) queued for retry")
+    if skipped:
+        raise _fail(f"{skipped} of {len(keys)} named record(s) could not be queued", 1)
 
 
 @ledger_app.command("archive")
@@ -695,11 +858,20 @@ def sandbox_serve(
     delay: Annotated[
         float, typer.Option(min=0.0, help="Seconds added to every call (API latency).")
     ] = 0.0,
+    write_config: Annotated[
+        Path | None,
+        typer.Option(help="Also write the ready-to-use configuration file to this path."),
+    ] = None,
 ) -> None:
-    """Serve both fakes over real HTTP on loopback until interrupted (prints the fake credentials)."""
+    """Serve both fakes over real HTTP on loopback until interrupted.
+
+    Prints a ready-to-use configuration file and the fake secrets to export.
+    """
     from .sandbox.serve import main as serve_main
 
     argv = ["serve", "--port", str(port), "--seed", str(seed), "--orders", str(orders)]
+    if write_config is not None:
+        argv += ["--write-config", str(write_config)]
     argv += [
         "--error-rate",
         str(error_rate),

@@ -9,11 +9,13 @@ so configuration files can be committed and shared safely.
 
 from __future__ import annotations
 
+import os
 import tomllib
+import warnings
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -32,8 +34,11 @@ from pydantic_settings import (
 )
 
 from .errors import ConfigError
+from .redaction import dsn_has_password, mask_dsn
 
 __all__ = [
+    "DEPRECATED_PG_DSN_ENVS",
+    "STORE_URL_ENV",
     "AlertSettings",
     "ConnectorSettings",
     "FlowSchedule",
@@ -44,7 +49,14 @@ __all__ = [
     "ServiceSettings",
     "StockShaping",
     "StoreSettings",
+    "postgres_dsn_from_env",
 ]
+
+STORE_URL_ENV = "SCAYLE_ORDERWISE_STORE__URL"
+"""The one environment variable naming the ledger, a PostgreSQL DSN included (``[store] url``)."""
+
+DEPRECATED_PG_DSN_ENVS = ("SCAYLE_ORDERWISE_TEST_PG_DSN", "SCAYLE_ORDERWISE_PG_DSN")
+"""Older names of the PostgreSQL DSN (tests, benchmarks, examples), still read with a warning."""
 
 SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "scayle": ("token", "webhook_password"),
@@ -98,6 +110,29 @@ class OrderwiseSettings(_Section):
     export_definitions: dict[str, int | None] = Field(default_factory=dict)
     cancel_endpoint: str | None = None
     status_map: dict[str, str] = Field(default_factory=dict)
+    inferred_header_fields: bool = True
+    """Send the ``orderHeader`` fields whose JSON names are inferred, not seen in any public
+    OrderWise client (``deliveryNet``, ``orderTax``, ``currencyId``, ...); ``false`` for an
+    installation that refuses them."""
+    omit_fields: list[str] = Field(default_factory=list)
+    """Paths of further ``POST sales/order`` fields to leave out, e.g. ``"orderLines.taxCode"``."""
+
+    @field_validator("omit_fields")
+    @classmethod
+    def _known_fields(cls, value: list[str]) -> list[str]:
+        from .orderwise.field_evidence import checked_omissions
+
+        try:
+            return sorted(checked_omissions(value))
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+    def omitted_fields(self) -> frozenset[str]:
+        """Every field path left out of ``POST sales/order`` under these settings."""
+        from .orderwise.field_evidence import INFERRED_HEADER_FIELDS
+
+        inferred = frozenset() if self.inferred_header_fields else INFERRED_HEADER_FIELDS
+        return frozenset(self.omit_fields) | inferred
 
     @field_validator("export_definitions")
     @classmethod
@@ -108,6 +143,7 @@ class OrderwiseSettings(_Section):
             "stock_changes",
             "order_details",
             "stock_full",
+            "orders_by_references",
         }
         unknown = sorted(set(value) - known)
         if unknown:
@@ -238,11 +274,7 @@ class StoreSettings(_Section):
     @property
     def display_url(self) -> str:
         """The URL with any password masked, for logs and messages."""
-        parts = urlsplit(self.url)
-        if not parts.password:
-            return self.url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return parts._replace(netloc=netloc).geturl()
+        return mask_dsn(self.url)
 
     def __repr_args__(self) -> Any:
         yield "url", self.display_url
@@ -265,6 +297,9 @@ class FlowSchedule(_Section):
     enabled: bool = True
     interval_seconds: float = Field(default=60.0, gt=0)
     stall_after_seconds: int | None = Field(default=None, gt=0)
+    wake_delay_seconds: float = Field(default=2.0, ge=0)
+    """When a webhook wakes the flow, wait this long first so a burst of events shares one pass
+    (the orders flow looks a whole batch up in OrderWise with one call)."""
 
 
 class ServiceSettings(_Section):
@@ -310,6 +345,21 @@ class ConnectorSettings(BaseSettings):
     service: ServiceSettings = ServiceSettings()
     mapping: dict[str, Any] = Field(default_factory=dict)
     worker_id: str | None = None
+    timezone: str = "Europe/London"
+    """The books' time zone: reconciliation and postings read dates and naive times in it."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name like 'Europe/London'"
+            ) from None
+        return value
 
     _toml_path: ClassVar[Path | None] = None
 
@@ -350,11 +400,39 @@ class ConnectorSettings(BaseSettings):
             raise ConfigError(f"invalid [mapping] setting: {exc}") from None
 
 
+def postgres_dsn_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """The PostgreSQL DSN of the environment, for tools (examples, benchmarks, the test suite).
+
+    It is ``SCAYLE_ORDERWISE_STORE__URL`` when that is a ``postgresql://`` URL, the variable the
+    connector itself reads. The older names in :data:`DEPRECATED_PG_DSN_ENVS` are still read, with a
+    :class:`DeprecationWarning`. ``None`` when no PostgreSQL DSN is set.
+    """
+    env = os.environ if environ is None else environ
+    url = env.get(STORE_URL_ENV, "")
+    if url.startswith(("postgresql://", "postgres://")):
+        return url
+    for name in DEPRECATED_PG_DSN_ENVS:
+        if env.get(name):
+            warnings.warn(
+                f"{name} is deprecated: set {STORE_URL_ENV} to the PostgreSQL DSN instead",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return env[name]
+    return None
+
+
 def _refuse_secrets_in_file(path: Path) -> None:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"configuration file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory, not a configuration file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     # pydantic-settings matches names regardless of case, so the check must too.
@@ -377,7 +455,7 @@ def _refuse_password_in_store_url(path: Path, data: dict[str, Any]) -> None:
     store = lowered.get("store")
     if isinstance(store, dict):
         url = {str(k).lower(): v for k, v in store.items()}.get("url")
-        if isinstance(url, str) and urlsplit(url).password:
+        if isinstance(url, str) and dsn_has_password(url):
             raise ConfigError(
                 f"{path}: [store] url contains a password; set the whole URL in the environment "
                 "as SCAYLE_ORDERWISE_STORE__URL"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -31,6 +31,8 @@ from .sync.orders import ORDER_KIND, REFERENCE_KIND, WEBHOOK_KEY, OrderSync, ord
 if TYPE_CHECKING:
     from .reconcile import ReconciliationReport, StockReport, Tolerance
     from .sandbox import Sandbox
+    from .sync.reconciliation import PostingsExport
+    from .sync.setup_check import SetupReport
 
 __all__ = [
     "Connector",
@@ -73,14 +75,17 @@ class Health:
         return self.quarantined == 0 and not self.open_alerts
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+        """JSON-ready form (``status --json``): open alerts as ``{kind, subject, cause}`` objects."""
         return {
             "ok": self.ok,
             "counts": dict(self.counts),
             "oldest_pending": self.oldest_pending.isoformat() if self.oldest_pending else None,
             "oldest_sent": self.oldest_sent.isoformat() if self.oldest_sent else None,
             "quarantined": self.quarantined,
-            "open_alerts": [list(a) for a in self.open_alerts],
+            "open_alerts": [
+                {"kind": kind, "subject": subject, "cause": cause}
+                for kind, subject, cause in self.open_alerts
+            ],
             "reference_writes_waiting": self.reference_writes_waiting,
             "checked_at": self.checked_at.isoformat(),
         }
@@ -118,8 +123,10 @@ def release_quarantined(
     alert is forgotten too, so the same cause alerts again if it comes back.
     """
     record = store.get(key)
-    if record is None or record.state != State.QUARANTINED:
-        raise ConfigError(f"{key} is not quarantined")
+    if record is None:
+        raise ConfigError(f"{key} is not in the ledger")
+    if record.state != State.QUARANTINED:
+        raise ConfigError(f"{key} is {record.state}, not quarantined")
     store.mark(key, State.PENDING, reason=reason, actor=actor)
     if record.kind == ORDER_KIND:
         AlertDispatcher(state=store).resolve(AlertKind.ORDER_QUARANTINED, record.subject)
@@ -137,8 +144,12 @@ def open_store(url: str, *, clock: Clock | None = None) -> IdempotencyStore:
 
         return SqliteStore(url.removeprefix("sqlite:///"), clock=clock)
     if url.startswith(("postgresql://", "postgres://")):
-        from .store import PostgresStore
-
+        try:
+            from .store.postgres import PostgresStore
+        except ImportError:
+            raise ConfigError(
+                "a PostgreSQL ledger needs the postgres extra: pip install 'scayle-orderwise[postgres]'"
+            ) from None
         return PostgresStore(url, clock=clock)
     raise ConfigError(
         f"unsupported store URL {url.split('://')[0]}://...: use memory://, sqlite:/// or postgresql://"
@@ -261,6 +272,7 @@ class Connector:
         mapper = (
             mapping if isinstance(mapping, OrderMapper) else OrderMapper(mapping or MappingConfig())
         )
+        omitted = base.orderwise.omitted_fields()
         fake = sandbox.scayle
         budget = shared_rate_budget(
             store,
@@ -272,7 +284,7 @@ class Connector:
             scayle=sandbox.scayle_client(
                 budget=budget if budget is not None else sandbox.scayle_budget
             ),
-            orderwise=sandbox.orderwise_client(),
+            orderwise=sandbox.orderwise_client(**({"omit_fields": omitted} if omitted else {})),
             store=store,
             mapper=mapper,
             alerts=alerts,
@@ -293,7 +305,12 @@ class Connector:
         mapper: OrderMapper | None = None,
         store: IdempotencyStore | None = None,
     ) -> Connector:
-        """Build clients, store, mapper and alert sinks from :class:`ConnectorSettings`."""
+        """Build clients, store, mapper and alert sinks from :class:`ConnectorSettings`.
+
+        Raises :class:`ConfigError` when a setting is missing, or when OrderWise lacks the service
+        item delivery charges are booked to (``[mapping] delivery_variant_code``, default
+        ``CARRIAGE``; checked once and remembered in the ledger).
+        """
         s, o = settings.scayle, settings.orderwise
         if not s.base_url or s.token is None:
             raise ConfigError(
@@ -316,20 +333,29 @@ class Connector:
         budget = shared_rate_budget(store, settings)
         scayle = ScayleClient(
             s.base_url,
-            s.token.get_secret_value(),
+            s.token,
             shop_key=s.shop_key,
             country_code=s.country_code,
             company_id=s.company_id,
             budget=budget,
         )
-        exports = ExportDefinitions(**{"stock_full": None, **o.export_definitions})  # type: ignore[arg-type]
+        # The optional definitions default to "not configured", never to the sandbox's ids.
+        optional = {"stock_full": None, "orders_by_references": None}
+        exports = ExportDefinitions(**{**optional, **o.export_definitions})  # type: ignore[arg-type]
+        if exports.orders_by_references is None:
+            logger.warning(
+                "[orderwise.export_definitions] orders_by_references is not set: every order is "
+                "looked up in OrderWise with its own call before its create (one more API call "
+                "per order); create the definition to look up a batch with one call"
+            )
         orderwise = OrderwiseClient(
             o.api_root,
             o.username,
-            o.password.get_secret_value(),
+            o.password,
             session_id=o.session_id,
             export_definitions=exports,
             cancel_endpoint=o.cancel_endpoint,
+            omit_fields=o.omitted_fields(),
         )
         if settings.inventory.default_warehouse is None and s.default_warehouse:
             inventory = settings.inventory.model_copy(
@@ -352,6 +378,13 @@ class Connector:
         )
         if budget is not None:
             connector._closables.append(budget)
+        from .sync.delivery_item import check_delivery_item
+
+        try:  # OrderWise must hold the item delivery is booked to (P10), else refuse to start
+            check_delivery_item(connector.orderwise, connector.store, connector.mapper.config)
+        except ConfigError:
+            connector.close()
+            raise
         return connector
 
     # ------------------------------------------------------------------------------------------ flows
@@ -407,9 +440,11 @@ class Connector:
         Raises only the library's own errors, whatever the body: :class:`WebhookAuthError` (wrong
         credentials), :class:`WebhookTooLargeError` (over ``scayle.webhook_max_body_bytes``),
         :class:`MalformedWebhookError` (not an envelope, or an intake/cancellation event without a
-        usable order id) and :class:`StoreError` (the ledger failed). Duplicates are recognised
-        across workers through the store: an order event for an order the ledger already holds, or
-        another event with the same envelope ``key`` (the same envelope when it has none). The
+        usable order id) and :class:`StoreError` (the ledger failed). Duplicates (another event
+        with the same envelope ``key``, or the same envelope when it has none) are recognised
+        across workers through the store: a new order's ledger record notes its envelope
+        (``webhook_key`` in the payload, one write); a further envelope for an order already
+        recorded is noted on its own and answered ``recorded`` (recording is idempotent). The
         order is never trusted from the payload: the flow re-reads it from the API.
         """
         s = self.settings.scayle
@@ -459,24 +494,55 @@ class Connector:
 
     def reconcile(
         self,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: date | datetime | None = None,
+        until: date | datetime | None = None,
         *,
         tolerance: Tolerance | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> ReconciliationReport:
         """Reconcile SCAYLE orders against OrderWise orders for a period (all orders by default).
 
-        ``tolerance`` tunes which rounding variances are explained (default: the derived bounds).
+        The period is ``[since, until)``: dates and naive datetimes are read in the books' time
+        zone (``settings.timezone``, default Europe/London), aware datetimes as they are; the same
+        rule as :meth:`export_postings`. ``tolerance`` tunes which rounding variances are
+        explained (default: the derived bounds). ``progress`` is called with ``"scayle"`` or
+        ``"orderwise"`` for every order read.
         """
         from .sync.reconciliation import reconcile_period
 
-        return reconcile_period(self.context, since=since, until=until, tolerance=tolerance)
+        return reconcile_period(
+            self.context,
+            since=since,
+            until=until,
+            tolerance=tolerance,
+            timezone=self.settings.timezone,
+            progress=progress,
+        )
 
-    def export_postings(self, *, since: datetime, until: datetime) -> str:
-        """The period's batched financial postings as CSV (see :mod:`.reconcile.postings`)."""
-        from .sync.reconciliation import export_postings
+    def export_postings(
+        self, *, since: date | datetime, until: date | datetime, journal: str = "full"
+    ) -> str:
+        """The period's batched financial postings as CSV (see :meth:`postings`)."""
+        return self.postings(since=since, until=until, journal=journal).csv
 
-        return export_postings(self.context, since=since, until=until)
+    def postings(
+        self, *, since: date | datetime, until: date | datetime, journal: str = "full"
+    ) -> PostingsExport:
+        """The period's postings with what a person must know (see :mod:`.reconcile.postings`).
+
+        One period rule with :meth:`reconcile`. ``journal="full"`` gives the whole period (it
+        replaces any earlier export of it); ``"additions"`` only the orders acknowledged since the
+        last export (it adds to it). ``warnings`` names an empty ledger and late orders.
+        """
+        from .sync.reconciliation import postings_export
+
+        return postings_export(
+            self.context,
+            since=since,
+            until=until,
+            journal=journal,
+            timezone=self.settings.timezone,
+        )
 
     def reconcile_stock(self) -> StockReport:
         """Full drift check: OrderWise free stock (after shaping) against SCAYLE stock per SKU/warehouse."""
@@ -485,6 +551,14 @@ class Connector:
         return InventorySync(self.context).drift_report()
 
     # ------------------------------------------------------------------------------------ monitoring
+
+    def check_setup(self) -> SetupReport:
+        """Check the SCAYLE tenant against the settings: warehouses and carriers the configuration
+        names that SCAYLE lacks (see :mod:`.sync.setup_check`). Run it at start-up; the flows
+        reuse the lists it read."""
+        from .sync.setup_check import check_setup
+
+        return check_setup(self.context)
 
     def health(self) -> Health:
         """Ledger counts, the oldest pending and sent orders, quarantined count, open alerts."""

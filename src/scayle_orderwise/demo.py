@@ -18,13 +18,19 @@ from typing import Any
 
 import attrs
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from .alerts import MemoryAlertSink
 from .config import FlowSettings, InventorySettings, StockShaping
 from .connector import Connector
-from .mapping import MappingConfig
 from .reconcile import report as render
 from .sandbox import Faults, Sandbox, SimulatedCrash, make_order
 from .store import SqliteStore, State
@@ -45,7 +51,6 @@ CATALOGUE: list[tuple[str, int, str]] = [
     ("MUG-ENAMEL", 999, "0.20"),
     ("SOCKS-3PK", 1495, "0.20"),
 ]
-DELIVERY_CODE = "CARRIAGE"
 GHOST_SKU = "TEE-LIMITED-EDITION"  # sold in the shop, never set up in OrderWise
 FLOWS = FlowSettings(backoff_base_seconds=0, resend_grace_seconds=0)
 WAREHOUSE = "WH1"
@@ -92,17 +97,57 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def _passes(
-    progress: Progress, label: str, count: int, one_pass: Callable[[], SyncResult | None]
-) -> SyncResult:
-    total = SyncResult(label)
-    task = progress.add_task(label, total=count)
-    for _ in range(count):
-        result = one_pass()
-        if result is not None:
-            total.merge(result)
-        progress.advance(task)
-    return total
+class _Bars:
+    """Moves the current bar after every request the fakes answer: one order, parcel or SKU at a time.
+
+    A bar counts what its step produced (sales orders in OrderWise, shipments in SCAYLE, ...), read
+    from the sandbox after each request, so it moves while a pass runs instead of once per pass.
+    """
+
+    def __init__(self, progress: Progress, sandbox: Sandbox) -> None:
+        self.progress = progress
+        self._task: TaskID | None = None
+        self._done: Callable[[], int] = lambda: 0
+        for transport in (sandbox.scayle.transport, sandbox.orderwise.transport):
+            self._follow_requests(transport)
+
+    def _follow_requests(self, transport: Any) -> None:
+        answer = transport.handle_request
+
+        def handle_request(request: Any) -> Any:
+            try:
+                return answer(request)
+            finally:
+                self.refresh()
+
+        transport.handle_request = handle_request
+
+    def refresh(self) -> None:
+        """Show the current count on the current bar."""
+        if self._task is not None:
+            self.progress.update(self._task, completed=self._done())
+
+    def passes(
+        self,
+        label: str,
+        total: int | None,
+        done: Callable[[], int],
+        passes: list[Callable[[], SyncResult | None]],
+    ) -> SyncResult:
+        """Run ``passes`` under one bar of ``total`` items, ``done()`` of which are finished."""
+        merged = SyncResult(label)
+        start = done()
+        self._task = self.progress.add_task(label, total=total)
+        self._done = lambda: done() - start
+        try:
+            for one_pass in passes:
+                result = one_pass()
+                if result is not None:
+                    merged.merge(result)
+            self.refresh()
+        finally:
+            self._task = None
+        return merged
 
 
 def run_demo(
@@ -122,15 +167,12 @@ def run_demo(
         default_warehouse=WAREHOUSE,
     )
 
-    # Delivery is booked as a carriage service line per VAT code, so mixed baskets keep their split.
-    mapping = MappingConfig(delivery_variant_code=DELIVERY_CODE)
-    sandbox.orderwise.add_variant(DELIVERY_CODE)
-
+    # Default settings: delivery is booked as a line of the carriage item (CARRIAGE, which the
+    # sandbox's OrderWise has) per VAT code, so mixed baskets keep their split.
     def connector(worker: str = "demo-worker") -> Connector:
         return Connector.for_sandbox(
             sandbox,
             store=SqliteStore(ledger),
-            mapping=mapping,
             alerts=[sink],
             worker_id=worker,
             flows=FLOWS,
@@ -153,6 +195,7 @@ def run_demo(
             sandbox.scayle.add_order(_random_order(rng, order_id))
 
     with _progress(console) as progress:
+        bars = _Bars(progress, sandbox)
         # 1. Webhooks arrive (one of them twice), then passes run while OrderWise loses answers.
         hooks = progress.add_task("webhooks received", total=len(sandbox.scayle.webhooks) + 1)
         first = connector()
@@ -170,10 +213,15 @@ def run_demo(
                 outcome.counts["worker_crashes"] += 1
                 return None
 
-        pushed = _passes(progress, "orders → OrderWise (faults on)", 4, order_pass)
-        sandbox.orderwise.injector.faults = Faults()
-        pushed.merge(
-            _passes(progress, "orders → OrderWise (settling)", 2, lambda: connector().sync_orders())
+        def settling_pass() -> SyncResult:
+            sandbox.orderwise.injector.faults = Faults()  # OrderWise behaves again
+            return connector().sync_orders()
+
+        pushed = bars.passes(
+            "orders → OrderWise",
+            len(order_ids) - 1,  # all but the order with the unknown SKU
+            lambda: len(sandbox.orderwise.sales_orders),
+            [order_pass] * 4 + [settling_pass] * 2,
         )
         outcome.counts.update({f"orders_{k}": v for k, v in pushed.counts.items()})
 
@@ -184,6 +232,7 @@ def run_demo(
         despatch = progress.add_task("warehouse despatches", total=len(acknowledged))
         early_cancel = acknowledged[-1].subject if len(acknowledged) > 1 else None
         late_cancel = acknowledged[-2].subject if len(acknowledged) > 2 else None
+        parcels = 0
         for record in acknowledged:
             progress.advance(despatch)
             if record.subject == late_cancel:  # the warehouse is already picking this one
@@ -195,9 +244,14 @@ def run_demo(
             codes = [line["variantCode"] for line in lines if line.get("variantCode")]
             if len(codes) > 1 and rng.random() < 0.3:
                 sandbox.orderwise.despatch(reference, courier="DPD", lines=[codes[0]])
+                parcels += 1
             sandbox.orderwise.despatch(reference, courier=rng.choice(["Royal Mail", "DPD", "DHL"]))
-        shipped = _passes(
-            progress, "despatches → SCAYLE shipments", 2, lambda: connector().sync_fulfilments()
+            parcels += 1
+        shipped = bars.passes(
+            "parcels → SCAYLE shipments",
+            parcels,
+            lambda: len(sandbox.scayle.shipments),
+            [lambda: connector().sync_fulfilments()] * 2,
         )
         outcome.counts.update({f"fulfilment_{k}": v for k, v in shipped.counts.items()})
 
@@ -206,8 +260,11 @@ def run_demo(
             if subject is not None:
                 sandbox.scayle.cancel_order(int(subject))
                 connector().ingest_webhook(json.dumps(sandbox.scayle.webhooks[-1]))
-        cancelled = _passes(
-            progress, "cancellations → OrderWise", 1, lambda: connector().sync_cancellations()
+        cancelled = bars.passes(
+            "cancellations → OrderWise",
+            None,
+            lambda: sum(1 for r in sandbox.orderwise.requests if "cancel" in r[1]),
+            [lambda: connector().sync_cancellations()],
         )
         outcome.counts.update({f"cancellation_{k}": v for k, v in cancelled.counts.items()})
 
@@ -216,18 +273,29 @@ def run_demo(
             sandbox.orderwise.set_free_stock(sku, rng.randint(0, 60))
         sandbox.orderwise.set_free_stock("MUG-ENAMEL", Decimal(-3))
         sandbox.orderwise.set_free_stock("SOCKS-3PK", Decimal("7.5"))
-        stock = _passes(progress, "stock → SCAYLE", 2, lambda: connector().sync_inventory())
+        stock = bars.passes(
+            "stock figures → SCAYLE",
+            None,
+            lambda: sum(
+                1
+                for m, path, code in sandbox.scayle.requests
+                if m == "POST" and "stock" in path and 200 <= code < 300
+            ),
+            [lambda: connector().sync_inventory()] * 2,
+        )
         outcome.counts.update({f"stock_{k}": v for k, v in stock.counts.items()})
 
         # 5. Month-end: reconcile both systems into the finance report.
-        recon_task = progress.add_task("reconciliation", total=1)
-        report = connector().reconcile()
+        recon_task = progress.add_task(
+            "reconciliation: orders read",
+            total=len(sandbox.scayle.orders) + len(sandbox.orderwise.sales_orders),
+        )
+        report = connector().reconcile(progress=lambda _side: progress.advance(recon_task))
         outcome.report_path = folder / "reconciliation.html"
         outcome.report_path.write_text(
             render.to_html(report, title="Demo month reconciliation"), encoding="utf-8"
         )
         (folder / "reconciliation.json").write_text(render.to_json(report), encoding="utf-8")
-        progress.advance(recon_task)
 
     _check_invariants(sandbox, SqliteStore(ledger), order_ids, ghost_id, outcome)
     outcome.counts["alerts"] = len(sink.alerts)
@@ -295,13 +363,16 @@ def _print_summary(console: Console, outcome: DemoOutcome, report: Any) -> None:
     for label, value in rows:
         table.add_row(label, str(value))
     console.print(table)
-    console.print(f"finance report: {outcome.report_path}")
+    # Paths and the command are printed whole (soft wrap): a terminal may fold them, but they are
+    # never broken mid-word, so they can be copied from a log or a pipe.
+    console.print(f"finance report: {outcome.report_path}", soft_wrap=True, markup=False)
     ledger = outcome.folder / "ledger.db"
-    console.print(f"ledger: {ledger}")
+    console.print(f"ledger: {ledger}", soft_wrap=True, markup=False)
     console.print(
         f"  look inside: SCAYLE_ORDERWISE_STORE__URL=sqlite:///{ledger} scayle-orderwise status",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
     if outcome.problems:
         console.print("[bold red]problems:[/] " + "; ".join(outcome.problems))

@@ -23,7 +23,12 @@ from .credits import (
     refund_share,
 )
 from .discounts import VoucherDecision, allocate_discount, decide_voucher
-from .errors import MalformedOrderError, UnknownCountryError, UnmappedFeeError
+from .errors import (
+    MalformedOrderError,
+    PaymentMismatchError,
+    UnknownCountryError,
+    UnmappedFeeError,
+)
 from .hooks import (
     CustomerResolver,
     DeliveryAddressResolver,
@@ -53,6 +58,7 @@ __all__ = [
     "MappedPayment",
     "MappingConfig",
     "OrderMapper",
+    "PaymentMismatchError",
     "PostProcessor",
     "ShippingPart",
     "SkuResolver",

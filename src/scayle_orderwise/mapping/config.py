@@ -1,7 +1,9 @@
 """``MappingConfig``: the settings that decide how a SCAYLE order becomes an OrderWise sales order.
 
 ``MappingConfig()`` works with no arguments for a UK B2C shop: identity SKUs, VAT 20 % → ``T1``,
-5 % → ``T5``, 0 % → ``T0``, every order booked to the customer account ``WEB001``.
+5 % → ``T5``, 0 % → ``T0``, every order booked to the customer account ``WEB001``, delivery booked
+as lines of the OrderWise service item ``CARRIAGE`` (one per tax code, so mixed baskets keep their
+delivery VAT split).
 The configuration is checked when it is built; a mistake raises :class:`~scayle_orderwise.errors.ConfigError`.
 """
 
@@ -18,6 +20,7 @@ import attrs
 from ..errors import ConfigError
 
 __all__ = [
+    "DEFAULT_DELIVERY_VARIANT_CODE",
     "DEFAULT_REFERENCE_FORMAT",
     "DEFAULT_TAX_CODES",
     "UK_TAX_CODES",
@@ -210,6 +213,27 @@ def _optional_code(value: object) -> str | None:
     return None if value is None else _code(value, "delivery_variant_code")
 
 
+#: How the delivery charge reaches OrderWise (see :attr:`MappingConfig.delivery_booking`).
+DELIVERY_BOOKINGS = ("lines", "header")
+
+#: The OrderWise item delivery is booked to by default: a non-stock service item of that code.
+DEFAULT_DELIVERY_VARIANT_CODE = "CARRIAGE"
+
+
+def _delivery_booking(value: object) -> str:
+    if value not in DELIVERY_BOOKINGS:
+        raise ConfigError(
+            f"delivery_booking must be one of {', '.join(DELIVERY_BOOKINGS)}, got {value!r}"
+        )
+    return str(value)
+
+
+def _unit_price_decimals(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 8:
+        raise ConfigError(f"unit_price_decimals must be an integer from 0 to 8, got {value!r}")
+    return value
+
+
 @attrs.frozen(kw_only=True)
 class MappingConfig:
     """How SCAYLE orders are mapped; every field has a UK B2C default.
@@ -235,9 +259,22 @@ class MappingConfig:
         payment_methods: SCAYLE payment ``key`` → OrderWise payment method id; payments whose key
             is not listed are kept in ``MappedOrder.payments`` but left out of the wire body.
         reference_format: format of ``eCommerceOrderNumber``; must hold ``{order_id}`` once.
-        delivery_variant_code: OrderWise service code for delivery lines. Only used when the
-            delivery charge is split over several tax codes: then each part is sent as a line with
-            this code (OrderWise's header holds one delivery tax code). ``None`` = header only.
+        delivery_booking: ``"lines"`` (default): every delivery charge is sent as order lines of
+            the item ``delivery_variant_code``, one per tax code of its P10 split, so OrderWise
+            books the delivery VAT per code exactly as mapped. ``"header"``: the charge goes in the
+            order header, which holds one tax code; a charge split over several codes is then sent
+            whole under the code of its largest part and OrderWise books the wrong delivery VAT
+            (reconciliation reports it as ``shipping_vat_treatment``). Use ``"header"`` only when
+            every basket has one tax code.
+        delivery_variant_code: OrderWise code of the non-stock service item delivery lines are
+            booked to (default ``"CARRIAGE"``). It must exist in OrderWise:
+            ``Connector.from_settings`` checks it at start-up.
+        unit_price_decimals: most decimals of a unit price sent to OrderWise (major units, default
+            4; inferred from OrderWise holding amounts to 4 decimals). A line whose gross does not
+            divide by its quantity goes as one line whose unit price times the quantity rounds back
+            to the gross (always so below 100 units at 4 decimals), so OrderWise's VAT per line is
+            the mapped VAT; otherwise, or with the currency's own decimals (2 for GBP), as two lines
+            one minor unit apart (P11).
         currency_ids: ISO currency code → OrderWise currency id (value list 1), sent as
             ``currencyId``; a currency not listed is left to the customer's default.
         extra_country_codes: ISO alpha-3 → alpha-2 codes added to the built-in table.
@@ -262,7 +299,11 @@ class MappingConfig:
     reference_format: str = attrs.field(
         default=DEFAULT_REFERENCE_FORMAT, converter=_reference_format
     )
-    delivery_variant_code: str | None = attrs.field(default=None, converter=_optional_code)
+    delivery_booking: str = attrs.field(default="lines", converter=_delivery_booking)
+    delivery_variant_code: str | None = attrs.field(
+        default=DEFAULT_DELIVERY_VARIANT_CODE, converter=_optional_code
+    )
+    unit_price_decimals: int = attrs.field(default=4, converter=_unit_price_decimals)
     currency_ids: Mapping[str, int] = attrs.field(default=_EMPTY, converter=_currency_ids)
     extra_country_codes: Mapping[str, str] = attrs.field(default=_EMPTY, converter=_country_map)
 
@@ -280,6 +321,18 @@ class MappingConfig:
                     else "T0-T9 (or set tax_rate_ids)"
                 )
                 raise ConfigError(f"{where}: unknown tax code {code!r}; known codes: {hint}")
+
+        if self.delivery_booking == "lines" and self.delivery_variant_code is None:
+            raise ConfigError(
+                "delivery_variant_code is not set: delivery is booked as lines of that OrderWise "
+                "item (delivery_booking = 'lines'); name the item, or set delivery_booking = "
+                "'header' to put delivery in the order header under one tax code"
+            )
+
+    @property
+    def delivery_as_lines(self) -> bool:
+        """True when delivery charges are sent as lines of :attr:`delivery_variant_code`."""
+        return self.delivery_booking == "lines"
 
     def tax_code_for_rate(self, rate: Decimal) -> str | None:
         """The configured tax code of a VAT rate, or ``None`` when the rate is not in ``tax_codes``."""

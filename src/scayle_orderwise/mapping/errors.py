@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from ..errors import MappingError
 
-__all__ = ["MalformedOrderError", "UnknownCountryError", "UnmappedFeeError"]
+__all__ = [
+    "MalformedOrderError",
+    "PaymentMismatchError",
+    "UnknownCountryError",
+    "UnmappedFeeError",
+]
 
 
 class MalformedOrderError(MappingError):
@@ -36,3 +41,15 @@ class UnknownCountryError(MappingError):
             or f"unknown delivery country code {country_code!r}: add it to extra_country_codes"
         )
         self.country_code = country_code
+
+
+class PaymentMismatchError(MappingError):
+    """The order's payments do not add up to its total (a payment listed twice, a gift card
+    larger than the order, ...): OrderWise would record a wrong amount paid."""
+
+    reason_code = "payments_mismatch"
+
+    def __init__(self, paid: int, total: int, message: str | None = None) -> None:
+        super().__init__(message or f"payments add up to {paid}, the order total is {total}")
+        self.paid = paid
+        self.total = total

@@ -1,25 +1,28 @@
 """``OrderMapper``: a SCAYLE ``Order`` → ``MappedOrder`` (int minor units) → OrderWise ``SalesOrderCreate``.
 
-The steps, in order (DESIGN §3 mapping, ``reference/money-policy.md``):
+:meth:`OrderMapper.map` reads as the money policy's list of steps (DESIGN §3 mapping,
+``reference/money-policy.md``); each step is a small function in :mod:`.steps` or a method here
+when it calls a hook:
 
-1. SCAYLE items are single units; they are grouped into lines, one per (SKU, unit gross after item
-   reductions, VAT rate, tax code). A line's key is its smallest SCAYLE item id (item ids must be
-   unique). Lines worth 0 stay.
-2. Item-level reductions are already inside ``price.withTax``: mirrored, never recomputed.
-3. Order-level reductions (``cost.appliedReductions``, ``absoluteWithTax`` summed) are capped at the
-   goods total (P9); the rest is ``unused_voucher``. If the order adds up with them *outside* the
-   item prices, the applied amount is allocated over the lines by line gross (P7); if it adds up with
-   them already inside, nothing is allocated; otherwise ``InconsistentOrderError``.
-4. VAT per line on the line gross, half-up (P3, P5).
-5. Delivery fees are never re-priced: their gross is split over the tax codes of the deliverable
-   lines (P10, see :mod:`.shipping`). Other fees become service lines at their own VAT rate.
-6. Gift-card payments are payments, not discounts (P12).
-7. :meth:`MappedOrder.to_orderwise` builds the wire body (see :mod:`.wire`).
+1. Group SCAYLE units into product lines, one per (SKU, unit gross after item reductions, VAT rate,
+   tax code); a line's key is its smallest SCAYLE item id (item ids must be unique). Lines worth 0
+   stay (P5). Item-level reductions are already inside ``price.withTax``: mirrored (P6).
+2. Read the fees; never re-priced.
+3. Cap the order-level reductions (``cost.appliedReductions``, ``absoluteWithTax`` summed) at the
+   goods total; the rest is ``unused_voucher`` (P9). If the order adds up with them *outside* the
+   item prices, allocate the applied amount over the lines by line gross (P7); if already inside,
+   allocate nothing; otherwise ``InconsistentOrderError``.
+4. VAT per product line on the line gross, half-up (P3, P5).
+5. Split each delivery charge over the tax codes of the deliverable lines (P10, :mod:`.shipping`);
+   other fees become service lines at their own VAT rate.
+6. Payments as they are; gift cards are payments, not discounts (P12).
+7. Check that the mapped gross equals ``cost.withTax``; :meth:`MappedOrder.to_orderwise` builds the
+   wire body (see :mod:`.wire`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -51,9 +54,18 @@ from .hooks import (
     TaxCodeResolver,
 )
 from .shipping import ShippingPart, delivery_groups, split_delivery
-from .sku import normalise_sku, variant_code_for
+from .sku import variant_code_for
+from .steps import (
+    ProductLines,
+    check_payments,
+    check_total,
+    group_units,
+    read_fees,
+    requested_reductions,
+    require_cost,
+)
 from .tax import parse_rate, split_line_gross, tax_code_for
-from .wire import SubLine, WireContext, build_sales_order, split_line
+from .wire import SubLine, WireContext, build_sales_order, goods_wire_lines, split_line
 
 __all__ = ["MappedFee", "MappedLine", "MappedOrder", "MappedPayment", "OrderMapper"]
 
@@ -83,7 +95,11 @@ class MappedLine:
     deliverable: bool = True
 
     def sub_lines(self) -> tuple[SubLine, ...]:
-        """The OrderWise lines this line is sent as (P11: at most two, unit prices 1 apart)."""
+        """This line split into whole-minor-unit unit prices (P11: at most two, 1 apart).
+
+        What OrderWise receives depends on ``unit_price_decimals``; see
+        :meth:`MappedOrder.item_ids_by_item_number` and :func:`.wire.wire_lines`.
+        """
         return split_line(self.gross, self.vat, self.quantity, self.item_ids)
 
 
@@ -157,13 +173,11 @@ class MappedOrder:
         Lets the fulfilment flow turn despatched OrderWise lines back into SCAYLE units. Fee and
         delivery lines carry no units and are absent.
         """
-        result: dict[int, tuple[int, ...]] = {}
-        number = 0
-        for line in self.lines:
-            for sub in line.sub_lines():
-                number += 1
-                result[number] = sub.item_ids
-        return result
+        config = self.wire.config if self.wire is not None else MappingConfig()
+        return {
+            number: sub.item_ids
+            for number, (_, sub) in enumerate(goods_wire_lines(self, config), start=1)
+        }
 
     def to_orderwise(self) -> SalesOrderCreate:
         """The OrderWise ``POST sales/order`` body (Decimal major units), after ``post_process``.
@@ -259,6 +273,19 @@ def _validate(order: Order | Mapping[str, Any]) -> Order:
         raise MalformedOrderError(
             f"malformed SCAYLE order at {where}: {first.get('msg')}"
         ) from None
+
+
+def _payments(order: Order) -> tuple[MappedPayment, ...]:
+    """SCAYLE payments as they are; gift cards are payments, not discounts (P12)."""
+    payments = []
+    for payment in order.payment:
+        amount = payment.amount or 0
+        if amount < 0:
+            raise NegativeAmountError(f"payment {payment.key!r} has a negative amount {amount}")
+        payments.append(
+            MappedPayment(payment.key, amount, payment.is_gift_card, payment.transaction_key)
+        )
+    return tuple(payments)
 
 
 class OrderMapper:
@@ -364,126 +391,93 @@ class OrderMapper:
         """Map one order; raises a ``MappingError`` subclass naming the offending value.
 
         ``order`` is a validated :class:`~scayle_orderwise.scayle.models.Order` or its JSON dict.
+        The steps are those of the money policy, in order (see :mod:`.steps`).
         """
         order = _validate(order)
         currency = self._currency(order)
-        cost = order.cost
-        if cost is None or cost.with_tax is None:
-            raise InconsistentOrderError(f"order {order.id} has no cost.withTax total")
-        if not order.items:
-            raise InconsistentOrderError(f"order {order.id} has no items")
-
-        # 1-2. group units into lines; prices mirrored from SCAYLE
-        groups: dict[tuple[str, int, Decimal, str], list[OrderItem]] = {}
-        codes: dict[tuple[Decimal, str], str] = {}
-        item_ids: set[int] = set()
-        goods = 0
-        for item in order.items:
-            if item.id in item_ids:
-                raise MalformedOrderError(
-                    f"order {order.id} repeats the SCAYLE item id {item.id}: item ids must be unique"
-                )
-            item_ids.add(item.id)
-            price = item.price
-            unit = price.with_tax if price is not None else None
-            if unit is None:
-                raise InconsistentOrderError(f"item {item.id} has no price.withTax")
-            if unit < 0:
-                raise NegativeAmountError(f"item {item.id} has a negative price {unit}")
-            if item.currency is not None and item.currency.upper() != currency:
-                raise MixedCurrencyError(
-                    f"item {item.id} is in {item.currency}, the order in {currency}"
-                )
-            sku = normalise_sku(item.sku)
-            raw_rate = price.tax.vat.rate if price.tax and price.tax.vat else None  # type: ignore[union-attr]
-            if raw_rate is None:
-                raise UnknownTaxRateError(None, f"item {item.id} (SKU {sku!r}) has no VAT rate")
-            rate = parse_rate(raw_rate)
-            code = codes.get((rate, sku))
-            if code is None:
-                code = self._tax_code(rate, sku, order)
-                codes[(rate, sku)] = code
-            groups.setdefault((sku, unit, rate, code), []).append(item)
-            goods += unit
-
-        # fees and reductions
-        delivery_fees: list[tuple[int, Decimal | None]] = []
-        other_fees: list[tuple[Fee, int]] = []
-        fees_total = 0
-        for fee in cost.applied_fees:
-            amount = fee.amount.with_tax if fee.amount is not None else None
-            name = fee.key or fee.category
-            if amount is None:
-                raise InconsistentOrderError(f"fee {name!r} has no amount.withTax")
-            if amount < 0:
-                raise NegativeAmountError(f"fee {name!r} has a negative amount {amount}")
-            fees_total += amount
-            if fee.is_delivery:
-                fee_rate = fee.tax.vat.rate if fee.tax and fee.tax.vat else None
-                delivery_fees.append((amount, fee_rate))
-            elif amount:
-                other_fees.append((fee, amount))
-        requested = 0
-        for reduction in cost.applied_reductions:
-            value = reduction.amount.absolute_with_tax if reduction.amount is not None else None
-            if value is None:
-                raise InconsistentOrderError(
-                    f"order reduction {reduction.code or reduction.category!r} has no absoluteWithTax"
-                )
-            if value < 0:
-                raise NegativeAmountError(f"order reduction has a negative amount {value}")
-            requested += value
-
-        # 3. order-level reductions
-        decision = decide_voucher(
-            goods=goods, fees=fees_total, requested=requested, order_total=cost.with_tax
+        cost = require_cost(order)
+        product = group_units(order, currency, lambda rate, sku: self._tax_code(rate, sku, order))
+        fees = read_fees(cost)
+        decision = decide_voucher(  # P9: cap the order reductions at the goods
+            goods=product.goods,
+            fees=fees.total,
+            requested=requested_reductions(cost),
+            order_total=cost.with_tax,  # type: ignore[arg-type]  # checked by require_cost
         )
-        keyed = sorted(groups.items(), key=lambda kv: min(i.id for i in kv[1]))
-        bases = [unit * len(items) for (_, unit, _, _), items in keyed]
-        keys = [min(i.id for i in items) for _, items in keyed]
-        discounts = allocate_discount(decision.to_allocate, bases, keys)
+        discounts = allocate_discount(decision.to_allocate, product.bases, product.keys)  # P7
+        lines, variant_codes = self._lines(order, product, discounts)  # P3, P5
+        shipping = self._shipping(order, lines, fees.delivery)  # P10
+        mapped_fees, fee_codes = self._fee_lines(order, fees.other)
+        payments = _payments(order)  # P12
+        check_payments(order, cost, [p.amount for p in payments])
+        parts: tuple[MappedLine | ShippingPart | MappedFee, ...] = (*lines, *shipping, *mapped_fees)
+        total_gross = check_total([x.gross for x in parts], cost.with_tax)  # type: ignore[arg-type]
+        total_vat = sum(x.vat for x in parts)
+        return MappedOrder(
+            order_id=order.id,
+            external_reference=self.external_reference(order),
+            currency=currency,
+            lines=tuple(lines),
+            shipping=shipping,
+            fees=tuple(mapped_fees),
+            payments=payments,
+            total_gross=total_gross,
+            total_net=total_gross - total_vat,
+            total_vat=total_vat,
+            voucher_requested=decision.requested,
+            voucher_applied=decision.applied,
+            unused_voucher=decision.unused,
+            voucher_in_item_prices=decision.in_item_prices,
+            wire=self._wire_context(order, variant_codes, fee_codes),
+        )
 
-        # 4. VAT per line
+    # ------------------------------------------------------------------ steps that call hooks
+
+    def _lines(
+        self, order: Order, product: ProductLines, discounts: list[int]
+    ) -> tuple[list[MappedLine], dict[int, str]]:
+        """Each product line's gross after its voucher share, VAT half-up on the line (P3, P5)."""
         lines: list[MappedLine] = []
         variant_codes: dict[int, str] = {}
-        for ((sku, unit, rate, code), items), base, key, discount in zip(
-            keyed, bases, keys, discounts, strict=True
-        ):
-            gross = base - discount
-            net, vat = split_line_gross(gross, rate)
-            ids = tuple(sorted(i.id for i in items))
-            first = next(i for i in items if i.id == key)
-            variant_code = self._resolve_sku(sku, first, order)
+        for group, discount in zip(product.groups, discounts, strict=True):
+            key = group.key
+            gross = group.base - discount
+            net, vat = split_line_gross(gross, group.rate)
+            first = next(i for i in group.items if i.id == key)
+            variant_code = self._resolve_sku(group.sku, first, order)
             if not isinstance(variant_code, str) or not variant_code.strip():
                 raise UnknownSkuError(
-                    sku,
-                    f"resolve_sku returned {variant_code!r} for SKU {sku!r}: "
+                    group.sku,
+                    f"resolve_sku returned {variant_code!r} for SKU {group.sku!r}: "
                     "not a usable OrderWise variant code",
                 )
             variant_codes[key] = variant_code
             lines.append(
                 MappedLine(
                     key=key,
-                    sku=sku,
-                    quantity=len(items),
-                    unit_gross=unit,
-                    base=base,
+                    sku=group.sku,
+                    quantity=len(group.items),
+                    unit_gross=group.unit,
+                    base=group.base,
                     discount=discount,
                     gross=gross,
                     net=net,
                     vat=vat,
-                    rate=rate,
-                    tax_code=code,
-                    item_ids=ids,
-                    deliverable=self.is_deliverable(sku, order),
+                    rate=group.rate,
+                    tax_code=group.tax_code,
+                    item_ids=tuple(sorted(i.id for i in group.items)),
+                    deliverable=self.is_deliverable(group.sku, order),
                 )
             )
+        return lines, variant_codes
 
-        # 5. delivery and other fees
-        shipping = self._shipping(order, lines, delivery_fees)
+    def _fee_lines(
+        self, order: Order, other: Sequence[tuple[Fee, int]]
+    ) -> tuple[list[MappedFee], tuple[str, ...]]:
+        """Fees other than delivery: service lines at the fee's own VAT rate, never re-priced (P3)."""
         fees: list[MappedFee] = []
         fee_codes: list[str] = []
-        for fee, gross in other_fees:
+        for fee, gross in other:
             fee_rate = fee.tax.vat.rate if fee.tax and fee.tax.vat else None
             name = fee.key or fee.category or "?"
             if fee_rate is None:
@@ -493,56 +487,26 @@ class OrderMapper:
             code = self._tax_code(rate, None, order)
             fee_codes.append(self.fee_variant_code(fee, order))
             fees.append(MappedFee(name, fee.category, gross, net, vat, rate, code))
+        return fees, tuple(fee_codes)
 
-        # 6. payments
-        payments = []
-        for payment in order.payment:
-            amount = payment.amount or 0
-            if amount < 0:
-                raise NegativeAmountError(f"payment {payment.key!r} has a negative amount {amount}")
-            payments.append(
-                MappedPayment(payment.key, amount, payment.is_gift_card, payment.transaction_key)
-            )
-
-        total_gross = sum(x.gross for x in lines) + sum(p.gross for p in shipping)
-        total_vat = sum(x.vat for x in lines) + sum(p.vat for p in shipping)
-        total_gross += sum(f.gross for f in fees)
-        total_vat += sum(f.vat for f in fees)
-        if total_gross != cost.with_tax:  # pragma: no cover - guaranteed by decide_voucher
-            raise InconsistentOrderError(
-                f"mapped total {total_gross} differs from cost.withTax {cost.with_tax}"
-            )
+    def _wire_context(
+        self, order: Order, variant_codes: dict[int, str], fee_codes: tuple[str, ...]
+    ) -> WireContext:
+        """What the wire body needs from the hooks: delivery method, address, customer, date."""
         delivery_method_id = self._delivery_method(order)
         address = self._delivery_address(order)
         if address is not None and address.delivery_method_id is None and delivery_method_id:
             address = address.model_copy(update={"delivery_method_id": delivery_method_id})
-        context = WireContext(
+        return WireContext(
             config=self.config,
             order=order,
             variant_codes=variant_codes,
-            fee_codes=tuple(fee_codes),
+            fee_codes=fee_codes,
             customer=self._customer(order),
             delivery_method_id=delivery_method_id,
             delivery_address=address,
             order_date=self.order_date(order),
             post_process=None if self._post_process_is_noop else self._post_process,
-        )
-        return MappedOrder(
-            order_id=order.id,
-            external_reference=self.external_reference(order),
-            currency=currency,
-            lines=tuple(lines),
-            shipping=shipping,
-            fees=tuple(fees),
-            payments=tuple(payments),
-            total_gross=total_gross,
-            total_net=total_gross - total_vat,
-            total_vat=total_vat,
-            voucher_requested=decision.requested,
-            voucher_applied=decision.applied,
-            unused_voucher=decision.unused,
-            voucher_in_item_prices=decision.in_item_prices,
-            wire=context,
         )
 
     # ------------------------------------------------------------------ helpers
@@ -588,8 +552,9 @@ class OrderMapper:
         self,
         order: Order,
         lines: list[MappedLine],
-        delivery_fees: list[tuple[int, Decimal | None]],
+        delivery_fees: Sequence[tuple[int, Decimal | None]],
     ) -> tuple[ShippingPart, ...]:
+        """The delivery split over the deliverable goods' codes, else at the fee's own rate (P10)."""
         total = sum(amount for amount, _ in delivery_fees)
         if total == 0:
             return ()

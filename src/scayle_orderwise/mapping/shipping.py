@@ -1,10 +1,14 @@
 """Delivery charges: never re-priced, their VAT follows the goods (P10).
 
-The delivery gross is split over the tax codes of the deliverable lines in proportion to their gross
-after all discounts, by largest remainder with ties to the larger remainder, then the larger weight,
-then the smaller tax-code string. Fallbacks: the gross before the order-level voucher (after item
-reductions), then the whole charge at the highest rate present. Each part's VAT is half-up on the
-part (P3).
+P10 as ``reference/money-policy.md`` states it: the delivery gross is split over the tax codes of
+the *deliverable* lines in proportion to their gross after all discounts, by largest remainder over
+codes (P7: ties to the larger remainder, then the larger weight, then the smaller tax-code string),
+then P3 on each part. Fallbacks: the gross before the order-level voucher (after item reductions),
+then the whole charge at the highest rate present among the deliverable goods, and between two codes
+with that rate the smaller code string. With no deliverable goods at all the fee is taxed at the rate
+SCAYLE gives for the fee itself, under that rate's code (:meth:`OrderMapper._shipping
+<scayle_orderwise.mapping.OrderMapper>`). The result must reach OrderWise as booked: one carriage
+line per part (:mod:`.wire`).
 """
 
 from __future__ import annotations

@@ -30,14 +30,14 @@ import json
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Self, TypeVar
 
 import attrs
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from .._http import (
     DEFAULT_MAX_RETRIES,
@@ -48,7 +48,6 @@ from .._http import (
     Redactor,
     RequestSpec,
     RetryPolicy,
-    Secret,
     SyncHttp,
 )
 from ..errors import (
@@ -61,7 +60,9 @@ from ..errors import (
     PermissionDeniedError,
     UnknownVariantError,
 )
+from ..redaction import as_secret
 from .exports import REFERENCE_SEPARATOR, ExportDefinitions
+from .field_evidence import checked_omissions, without_fields
 from .models import (
     OrderChangeRow,
     OrderSummary,
@@ -92,6 +93,14 @@ DEFAULT_UNKNOWN_VARIANT_PATTERN = (
     r"(?:does\s+not\s+exist|was\s+not\s+found|not\s+found|is\s+unknown|is\s+not\s+recogni[sz]ed)"
 )
 """Regex finding the variant code in an "unknown variant" 400 (group ``code``) [I]."""
+
+
+def same_reference(reference: str) -> str:
+    """How two e-commerce order numbers are compared: without surrounding spaces, ignoring case
+    (OrderWise's SQL Server compares text case-insensitively by default, so its lookups answer
+    ``scayle-1001`` for ``SCAYLE-1001``; both are the same order)."""
+    return reference.strip().casefold()
+
 
 REFERENCES_PER_LOOKUP = 100
 """Most references sent in one ``orders_by_references`` call; longer lists take several calls."""
@@ -170,27 +179,27 @@ def _rows_as(
 
 
 class _TokenCache:
-    """The current bearer token and its expiry; thread-safe. The token is kept as a Secret."""
+    """The current bearer token and its expiry; thread-safe. The token is kept as a ``SecretStr``."""
 
     def __init__(self, ttl: timedelta, monotonic: Callable[[], float]) -> None:
         self._lock = threading.Lock()
         self._ttl = ttl.total_seconds()
         self._monotonic = monotonic
-        self._token: Secret | None = None
+        self._token: SecretStr | None = None
         self._expires_at = 0.0
 
-    def current(self) -> Secret | None:
+    def current(self) -> SecretStr | None:
         with self._lock:
             if self._token is not None and self._monotonic() < self._expires_at:
                 return self._token
             return None
 
-    def store(self, token: Secret) -> None:
+    def store(self, token: SecretStr) -> None:
         with self._lock:
             self._token = token
             self._expires_at = self._monotonic() + self._ttl
 
-    def invalidate(self, token: Secret | None) -> None:
+    def invalidate(self, token: SecretStr | None) -> None:
         """Drop ``token`` unless another caller already replaced it."""
         with self._lock:
             if token is None or self._token == token:
@@ -205,7 +214,7 @@ class _OrderwiseCore:
         self,
         api_root: str,
         username: str,
-        password: str | Secret,
+        password: str | SecretStr,
         *,
         session_id: int,
         export_definitions: ExportDefinitions | None,
@@ -217,6 +226,7 @@ class _OrderwiseCore:
         unknown_variant_pattern: str | re.Pattern[str],
         requests_per_second: float | None,
         monotonic: Callable[[], float],
+        omit_fields: Collection[str] = (),
     ) -> None:
         if not api_root or not api_root.startswith(("http://", "https://")):
             raise ConfigError(f"api_root must be an http(s) URL, got {api_root!r}")
@@ -224,13 +234,16 @@ class _OrderwiseCore:
             raise ConfigError("username is required (an OrderWise API user)")
         self.api_root = api_root.rstrip("/")
         self.username = username
-        self._password = Secret(password)
+        self._password = as_secret(password)
         self.session_id = session_id
         self.export_definitions = export_definitions or ExportDefinitions()
         self.cancel_endpoint = cancel_endpoint
+        self.omit_fields = checked_omissions(omit_fields)
         self.unknown_variant_pattern = re.compile(unknown_variant_pattern, re.IGNORECASE)
-        basic = base64.b64encode(f"{username}:{self._password.get()}".encode()).decode()
-        self._basic = Secret(basic)
+        basic = base64.b64encode(
+            f"{username}:{self._password.get_secret_value()}".encode()
+        ).decode()
+        self._basic = SecretStr(basic)
         self.redactor = Redactor([self._password, self._basic])
         self.tokens = _TokenCache(token_ttl, monotonic)
         budget = None
@@ -260,7 +273,7 @@ class _OrderwiseCore:
 
     def _auth_headers(self) -> dict[str, str]:
         token = self.tokens.current()
-        return {"Authorization": f"Bearer {token.get()}"} if token is not None else {}
+        return {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else {}
 
     # -- builders --------------------------------------------------------------------------------
 
@@ -268,7 +281,7 @@ class _OrderwiseCore:
         return RequestSpec(
             "GET",
             _TOKEN_PATH,
-            headers={"Authorization": f"Basic {self._basic.get()}"},
+            headers={"Authorization": f"Basic {self._basic.get_secret_value()}"},
             auth=False,
             scope=_SCOPE,
         )
@@ -278,7 +291,7 @@ class _OrderwiseCore:
             "POST",
             "sales/order",
             params={"session_id": self.session_id},
-            json=order.to_wire(),
+            json=without_fields(order.to_wire(), self.omit_fields),
             idempotent=False,
             scope=_SCOPE,
         )
@@ -334,7 +347,7 @@ class _OrderwiseCore:
 
     # -- parsers ---------------------------------------------------------------------------------
 
-    def parse_token(self, response: httpx.Response) -> Secret:
+    def parse_token(self, response: httpx.Response) -> SecretStr:
         text = response.text.strip()
         value: Any
         try:
@@ -350,7 +363,7 @@ class _OrderwiseCore:
                 method="GET",
                 path=response.request.url.path,
             )
-        token = Secret(value.strip())
+        token = SecretStr(value.strip())
         self.redactor.add(token)
         return token
 
@@ -387,6 +400,21 @@ class _OrderwiseCore:
         if isinstance(data, list) and len(data) == 1:
             data = data[0]
         return SalesOrderStatus.model_validate(data)
+
+    @staticmethod
+    def variant_page(page: list[Any], last_id: int | None) -> list[StockVariantRow]:
+        """One ``stock/variants`` page; ``InvalidResponseError`` when it does not move past
+        ``last_id`` (keyset paging: every id of a page is larger than the last one before)."""
+        rows = [StockVariantRow.model_validate(r) for r in page]
+        if last_id is not None and rows and min(r.variant_id for r in rows) <= last_id:
+            raise InvalidResponseError(
+                f"OrderWise answered GET stock/variants?last_id={last_id} with variant ids from "
+                f"{min(r.variant_id for r in rows)}: the installation ignores last_id, so the "
+                "variant list cannot be paged (it would repeat for ever); ask for a larger "
+                "page_size or page the list another way",
+                entity_id=last_id,
+            )
+        return rows
 
     def parse_list(self, response: httpx.Response) -> list[Any]:
         data = _loads(response.content) if response.content.strip() else []
@@ -433,11 +461,11 @@ class _OrderwiseCore:
 
     @staticmethod
     def matching_reference(rows: list[dict[str, Any]], reference: str) -> list[OrderSummary]:
-        wanted = reference.strip()
+        wanted = same_reference(reference)
         kept = [
             r
             for r in rows
-            if r.get("externalRef") is None or str(r.get("externalRef")).strip() == wanted
+            if r.get("externalRef") is None or same_reference(str(r["externalRef"])) == wanted
         ]
         return OrderSummary.from_rows(kept)
 
@@ -463,7 +491,8 @@ class _OrderwiseCore:
         rows: list[dict[str, Any]], references: Iterable[str]
     ) -> dict[str, list[OrderSummary]]:
         """Rows of an ``orders_by_references`` call grouped per wanted reference (all keys present)."""
-        found: dict[str, list[dict[str, Any]]] = {r: [] for r in references}
+        wanted = {r: same_reference(r) for r in references}
+        found: dict[str, list[dict[str, Any]]] = {key: [] for key in wanted.values()}
         for row in rows:
             ref = row.get("externalRef")
             if ref is None:
@@ -471,10 +500,10 @@ class _OrderwiseCore:
                     "the orders_by_references export definition returned a row without "
                     "externalRef; its SQL must return the e-commerce order number as externalRef"
                 )
-            key = str(ref).strip()
+            key = same_reference(str(ref))
             if key in found:
                 found[key].append(row)
-        return {ref: OrderSummary.from_rows(kept) for ref, kept in found.items()}
+        return {ref: OrderSummary.from_rows(found[key]) for ref, key in wanted.items()}
 
     def stock_full_id(self) -> int:
         if self.export_definitions.stock_full is None:
@@ -491,7 +520,7 @@ class _ClientBase:
         self,
         api_root: str,
         username: str,
-        password: str | Secret,
+        password: str | SecretStr,
         *,
         session_id: int,
         export_definitions: ExportDefinitions | None = None,
@@ -503,6 +532,7 @@ class _ClientBase:
         unknown_variant_pattern: str | re.Pattern[str] = DEFAULT_UNKNOWN_VARIANT_PATTERN,
         requests_per_second: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        omit_fields: Collection[str] = (),
     ) -> None:
         self._core = _OrderwiseCore(
             api_root,
@@ -518,6 +548,7 @@ class _ClientBase:
             unknown_variant_pattern=unknown_variant_pattern,
             requests_per_second=requests_per_second,
             monotonic=monotonic,
+            omit_fields=omit_fields,
         )
 
     def __repr__(self) -> str:
@@ -544,6 +575,12 @@ class _ClientBase:
         return self._core.export_definitions
 
     @property
+    def omit_fields(self) -> frozenset[str]:
+        """Paths of ``POST sales/order`` fields left out of every body (see
+        :mod:`~scayle_orderwise.orderwise.field_evidence`)."""
+        return self._core.omit_fields
+
+    @property
     def cancel_endpoint(self) -> str | None:
         """Path template of the cancel call (``{order_id}`` placeholder), or ``None``."""
         return self._core.cancel_endpoint
@@ -560,14 +597,16 @@ class OrderwiseClient(_ClientBase):
     safe requests; ``token_ttl`` how long a token is reused [P]; ``cancel_endpoint`` the path template
     of the (non-public) cancel call [I]; ``unknown_variant_pattern`` the regex that finds the code in
     an unknown-variant 400 [I]; ``requests_per_second`` paces all calls (``None``: no pacing; the
-    reference suggests about 2 for production, as the API runs on the ERP server).
+    reference suggests about 2 for production, as the API runs on the ERP server);
+    ``omit_fields`` paths of ``POST sales/order`` fields to leave out, for an installation that
+    refuses them (see :mod:`~scayle_orderwise.orderwise.field_evidence`).
     """
 
     def __init__(
         self,
         api_root: str,
         username: str,
-        password: str | Secret,
+        password: str | SecretStr,
         *,
         session_id: int,
         export_definitions: ExportDefinitions | None = None,
@@ -581,6 +620,7 @@ class OrderwiseClient(_ClientBase):
         unknown_variant_pattern: str | re.Pattern[str] = DEFAULT_UNKNOWN_VARIANT_PATTERN,
         requests_per_second: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        omit_fields: Collection[str] = (),
     ) -> None:
         super().__init__(
             api_root,
@@ -596,6 +636,7 @@ class OrderwiseClient(_ClientBase):
             unknown_variant_pattern=unknown_variant_pattern,
             requests_per_second=requests_per_second,
             monotonic=monotonic,
+            omit_fields=omit_fields,
         )
         self._http = SyncHttp(self._core.http, transport=transport, client=client)
         self._token_lock = threading.Lock()
@@ -617,7 +658,7 @@ class OrderwiseClient(_ClientBase):
         with self._token_lock:
             self._fetch_token()
 
-    def _fetch_token(self) -> Secret:
+    def _fetch_token(self) -> SecretStr:
         try:
             response = self._http.send(self._core.token_spec())
         except AuthenticationError as exc:
@@ -626,7 +667,7 @@ class OrderwiseClient(_ClientBase):
         self._core.tokens.store(token)
         return token
 
-    def _ensure_token(self) -> Secret:
+    def _ensure_token(self) -> SecretStr:
         token = self._core.tokens.current()
         if token is not None:
             return token
@@ -691,12 +732,14 @@ class OrderwiseClient(_ClientBase):
         return self._core.matching_reference(rows, reference)
 
     def find_orders_by_references(self, references: Iterable[str]) -> dict[str, list[OrderSummary]]:
-        """Orders per reference for many references at once (every reference is a key).
+        """Orders per reference for many references at once (every reference asked is a key;
+        references are compared without surrounding spaces).
 
         One ``orders_by_references`` call per :data:`REFERENCES_PER_LOOKUP` references; one
         ``order_by_reference`` call per reference when that definition is not configured.
         """
-        chunks, single = self._core.reference_chunks(references)
+        asked = list(references)
+        chunks, single = self._core.reference_chunks(asked)
         found: dict[str, list[OrderSummary]] = {}
         export_id = self.export_definitions.orders_by_references
         for chunk in chunks:
@@ -705,7 +748,7 @@ class OrderwiseClient(_ClientBase):
             found.update(self._core.by_reference(rows, chunk))
         for reference in single:
             found[reference] = self.find_orders_by_reference(reference)
-        return found
+        return {reference: found[reference.strip()] for reference in asked}
 
     def iter_order_changes(
         self, since: datetime, *, on_invalid: InvalidRowHandler | None = None
@@ -740,11 +783,16 @@ class OrderwiseClient(_ClientBase):
     # -- stock -------------------------------------------------------------------------------------
 
     def iter_stock_variants(self, *, page_size: int = 1000) -> Iterator[StockVariantRow]:
-        """Every variant id and code (``GET stock/variants``, keyset pages by ``last_id``)."""
+        """Every variant id and code (``GET stock/variants``, keyset pages by ``last_id``).
+
+        Each page must start after the last id of the one before: an installation that ignores
+        ``last_id`` would answer the same page for ever, so a page that does not move on raises
+        ``InvalidResponseError`` (the rows before it were yielded).
+        """
         last_id: int | None = None
         while True:
             page = self._core.parse_list(self._send(self._core.variants_spec(page_size, last_id)))
-            rows = [StockVariantRow.model_validate(r) for r in page]
+            rows = self._core.variant_page(page, last_id)
             yield from rows
             if len(rows) < page_size or not rows:
                 return
@@ -767,7 +815,7 @@ class AsyncOrderwiseClient(_ClientBase):
         self,
         api_root: str,
         username: str,
-        password: str | Secret,
+        password: str | SecretStr,
         *,
         session_id: int,
         export_definitions: ExportDefinitions | None = None,
@@ -781,6 +829,7 @@ class AsyncOrderwiseClient(_ClientBase):
         unknown_variant_pattern: str | re.Pattern[str] = DEFAULT_UNKNOWN_VARIANT_PATTERN,
         requests_per_second: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        omit_fields: Collection[str] = (),
     ) -> None:
         super().__init__(
             api_root,
@@ -796,6 +845,7 @@ class AsyncOrderwiseClient(_ClientBase):
             unknown_variant_pattern=unknown_variant_pattern,
             requests_per_second=requests_per_second,
             monotonic=monotonic,
+            omit_fields=omit_fields,
         )
         self._http = AsyncHttp(self._core.http, transport=transport, client=client)
         self._token_lock: asyncio.Lock | None = None
@@ -820,7 +870,7 @@ class AsyncOrderwiseClient(_ClientBase):
         async with self._lock():
             await self._fetch_token()
 
-    async def _fetch_token(self) -> Secret:
+    async def _fetch_token(self) -> SecretStr:
         try:
             response = await self._http.send(self._core.token_spec())
         except AuthenticationError as exc:
@@ -829,7 +879,7 @@ class AsyncOrderwiseClient(_ClientBase):
         self._core.tokens.store(token)
         return token
 
-    async def _ensure_token(self) -> Secret:
+    async def _ensure_token(self) -> SecretStr:
         token = self._core.tokens.current()
         if token is not None:
             return token
@@ -881,7 +931,8 @@ class AsyncOrderwiseClient(_ClientBase):
         self, references: Iterable[str]
     ) -> dict[str, list[OrderSummary]]:
         """See :meth:`OrderwiseClient.find_orders_by_references`."""
-        chunks, single = self._core.reference_chunks(references)
+        asked = list(references)
+        chunks, single = self._core.reference_chunks(asked)
         found: dict[str, list[OrderSummary]] = {}
         export_id = self.export_definitions.orders_by_references
         for chunk in chunks:
@@ -890,7 +941,7 @@ class AsyncOrderwiseClient(_ClientBase):
             found.update(self._core.by_reference(rows, chunk))
         for reference in single:
             found[reference] = await self.find_orders_by_reference(reference)
-        return found
+        return {reference: found[reference.strip()] for reference in asked}
 
     async def iter_order_changes(
         self, since: datetime, *, on_invalid: InvalidRowHandler | None = None
@@ -932,7 +983,7 @@ class AsyncOrderwiseClient(_ClientBase):
         while True:
             spec = self._core.variants_spec(page_size, last_id)
             page = self._core.parse_list(await self._send(spec))
-            rows = [StockVariantRow.model_validate(r) for r in page]
+            rows = self._core.variant_page(page, last_id)
             for row in rows:
                 yield row
             if len(rows) < page_size or not rows:

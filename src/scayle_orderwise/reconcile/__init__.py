@@ -5,6 +5,8 @@
   :class:`Reason`, a :class:`Tier` and the next action. Memory stays bounded however many orders.
 * :func:`reconcile_stock_levels` compares expected and actual stock into a :class:`StockReport`.
 * :func:`build_postings` / :func:`postings_csv` produce the batched journal of a :class:`Period`.
+* :class:`ReportingPeriod` is the one period rule of reconciliation and postings: instants
+  ``[since, until)``, dates and naive times read in the books' time zone.
 * :mod:`scayle_orderwise.reconcile.report` renders reports as JSON, CSV and self-contained HTML.
 """
 
@@ -22,6 +24,7 @@ from .orders import (
     default_status_check,
     reconcile_orders,
 )
+from .periods import ReportingPeriod
 from .postings import (
     Period,
     PostingKind,
@@ -32,7 +35,7 @@ from .postings import (
     build_postings,
     postings_csv,
 )
-from .reasons import REASONS, Reason, ReasonInfo, StockReason, Tier
+from .reasons import REASONS, Measure, Reason, ReasonInfo, StockReason, Tier
 from .stock import StockReport, StockRow, StockSummary, reconcile_stock_levels
 from .summaries import ErpOrderSummary, LineSummary, ShopOrderSummary
 
@@ -42,6 +45,7 @@ __all__ = [
     "Discrepancy",
     "ErpOrderSummary",
     "LineSummary",
+    "Measure",
     "Period",
     "PostingKind",
     "PostingLine",
@@ -52,6 +56,7 @@ __all__ = [
     "ReconciliationException",
     "ReconciliationReport",
     "ReconciliationSummary",
+    "ReportingPeriod",
     "ShopOrderSummary",
     "StatusCheck",
     "StockReason",

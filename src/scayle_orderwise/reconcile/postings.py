@@ -5,8 +5,11 @@ totals the orders booked in a period per currency and tax code: goods (net, VAT,
 discounts), shipping parts, a memo row of the discounts already deducted from the goods, and a total
 row. :func:`postings_csv` writes the journal. The output is idempotent: the same orders (in any order)
 give byte-identical CSV, and every row carries a batch id made of the period id and a checksum of
-the rows, so a re-export can be recognised as the same batch. Memory is O(rows + orders' references):
-orders are streamed, references kept only to refuse double counting.
+the rows, so a re-export can be recognised as the same batch. Every row also says whether the
+journal is the period's ``full`` journal or ``additions`` to an earlier one, and names the earlier
+batch(es) it replaces or adds to (``previous_batch``), so an order booked late never leaves finance
+guessing. Memory is O(rows + orders' references): orders are streamed, references kept only to
+refuse double counting.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import attrs
 from ..money import Money, exponent
 
 __all__ = [
+    "JOURNALS",
     "Period",
     "PostingKind",
     "PostingLine",
@@ -100,10 +104,14 @@ _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 @attrs.frozen
 class Period:
-    """A half-open date range ``[start, end)``; ``Period.month(2024, 5)`` is May 2024."""
+    """A half-open date range ``[start, end)``; ``Period.month(2024, 5)`` is May 2024.
+
+    ``name`` overrides :attr:`id` (a period cut at a time of day, named by its instants).
+    """
 
     start: date
     end: date
+    name: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.end <= self.start:
@@ -130,7 +138,9 @@ class Period:
 
     @property
     def id(self) -> str:
-        """``"2024-05"`` for a calendar month, else ``"2024-05-01..2024-05-15"``."""
+        """``"2024-05"`` for a calendar month, else ``"2024-05-01..2024-05-15"`` (or ``name``)."""
+        if self.name is not None:
+            return self.name
         if self.start.day == 1 and self == Period.month(self.start.year, self.start.month):
             return f"{self.start:%Y-%m}"
         return f"{self.start.isoformat()}..{(self.end - timedelta(days=1)).isoformat()}"
@@ -237,7 +247,23 @@ def build_postings(sources: Iterable[PostingSource], period: Period | str) -> li
     return rows
 
 
-_COLUMNS = ("batch_id", "period", "currency", "kind", "tax_code", "orders", "net", "vat", "gross")
+_COLUMNS = (
+    "batch_id",
+    "period",
+    "currency",
+    "kind",
+    "tax_code",
+    "orders",
+    "net",
+    "vat",
+    "gross",
+    "journal",
+    "previous_batch",
+)
+
+JOURNALS = ("full", "additions")
+"""``full``: the period's whole journal (it replaces ``previous_batch``); ``additions``: only
+orders booked since ``previous_batch`` was exported (it adds to it)."""
 
 
 def _major(amount: int | None, currency: str) -> str:
@@ -272,16 +298,28 @@ def batch_id(rows: Iterable[PostingRow], period: Period | str | None = None) -> 
     return f"{period_id}-{digest.hexdigest()[:12]}"
 
 
-def postings_csv(rows: Iterable[PostingRow], period: Period | str | None = None) -> str:
+def postings_csv(
+    rows: Iterable[PostingRow],
+    period: Period | str | None = None,
+    *,
+    journal: str = "full",
+    previous: Iterable[str] = (),
+) -> str:
     """The journal as CSV (amounts in major units, ``\\n`` line ends), rows sorted, with a batch id.
 
     ``period`` names the batch when there are no rows (an empty month still exports a header).
+    ``journal`` (``full`` or ``additions``) and ``previous`` (the batch ids it replaces or adds to,
+    joined by ``+`` in ``previous_batch``) are written on every row; they are not part of the
+    batch id.
     """
+    if journal not in JOURNALS:
+        raise ValueError(f"journal must be one of {', '.join(JOURNALS)}, got {journal!r}")
     ordered = sorted(rows, key=PostingRow.sort_key)
     bid = batch_id(ordered, period)
+    before = "+".join(previous)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_COLUMNS)
     for row in ordered:
-        writer.writerow([bid, *_cells(row)])
+        writer.writerow([bid, *_cells(row), journal, before])
     return out.getvalue()

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 import attrs
 
-__all__ = ["REASONS", "Reason", "ReasonInfo", "StockReason", "Tier"]
+__all__ = ["REASONS", "Measure", "Reason", "ReasonInfo", "StockReason", "Tier"]
 
 
 class Tier(StrEnum):
@@ -43,6 +43,7 @@ class Reason(StrEnum):
     SHIPPING_MISMATCH = "shipping_mismatch"
     CURRENCY_MISMATCH = "currency_mismatch"
     STATUS_MISMATCH = "status_mismatch"
+    CANCELLED_AFTER_DESPATCH = "cancelled_after_despatch"
     # money-policy §3.1 mechanisms
     ROUNDING_LINE_VS_DOC = "rounding_line_vs_doc"
     ERP_VAT_FROM_NET = "erp_vat_from_net"
@@ -79,6 +80,27 @@ class Reason(StrEnum):
     def label(self) -> str:
         """Human title for reports."""
         return REASONS[self].title
+
+
+class Measure(StrEnum):
+    """What the amounts of an exception measure (reports say so in a column)."""
+
+    GROSS = "gross"
+    VAT = "vat"
+    DELIVERY_GROSS = "delivery_gross"
+    DELIVERY_VAT = "delivery_vat"
+    DISCOUNT = "discount"
+
+    @property
+    def label(self) -> str:
+        """Column text: ``"Order gross"``, ``"VAT"``, ``"Delivery gross"``, ..."""
+        return {
+            Measure.GROSS: "Order gross",
+            Measure.VAT: "VAT",
+            Measure.DELIVERY_GROSS: "Delivery gross",
+            Measure.DELIVERY_VAT: "Delivery VAT",
+            Measure.DISCOUNT: "Discount",
+        }[self]
 
 
 class StockReason(StrEnum):
@@ -132,16 +154,16 @@ REASONS: dict[Reason, ReasonInfo] = {
         "or invoice adjustment) before month-end.",
     ),
     Reason.TAX_MISMATCH: ReasonInfo(
-        "VAT differs beyond rounding",
+        "VAT differs",
         _B,
-        "Check the VAT codes on the OrderWise order against the shop's rates and correct the "
-        "order before the VAT return.",
+        "Finance: check the VAT codes on the OrderWise order (lines and delivery) against the "
+        "shop's rates and correct the order before the VAT return; the amount is the VAT at stake.",
     ),
     Reason.DISCOUNT_MISMATCH: ReasonInfo(
         "Discount differs",
         _B,
-        "Check which voucher or promotion was applied in each system and correct the OrderWise "
-        "order or raise a credit.",
+        "Finance: check which voucher or promotion was applied in each system (the detail names "
+        "it) and correct the OrderWise order or raise a credit.",
     ),
     Reason.SHIPPING_MISMATCH: ReasonInfo(
         "Delivery charge differs",
@@ -161,6 +183,14 @@ REASONS: dict[Reason, ReasonInfo] = {
         "Operations: bring the two systems in line (cancel in OrderWise, or refund or cancel "
         "in SCAYLE) before goods leave or money is captured.",
     ),
+    Reason.CANCELLED_AFTER_DESPATCH: ReasonInfo(
+        "Cancelled in SCAYLE but already despatched",
+        _B,
+        "Customer service and operations: the goods left the warehouse but the order was "
+        "cancelled in the shop, so the customer may be refunded for goods they receive. Stop or "
+        "recover the parcel, or charge the customer again, then record the outcome in both "
+        "systems.",
+    ),
     Reason.ROUNDING_LINE_VS_DOC: ReasonInfo(
         "Rounding: VAT per line vs per document",
         _A,
@@ -168,10 +198,11 @@ REASONS: dict[Reason, ReasonInfo] = {
         "within the derived bound.",
     ),
     Reason.ERP_VAT_FROM_NET: ReasonInfo(
-        "Rounding: OrderWise derived VAT from a 2-dp net",
-        _A,
-        "No action for this order; if frequent, send gross prices to OrderWise so it stops "
-        "re-deriving gross from net.",
+        "OrderWise derived gross from a 2-dp net",
+        _R,
+        "Finance: the order total moved by a penny per half-penny line because OrderWise "
+        "re-derived gross prices from 2-decimal nets (only explained when the tolerance allows "
+        "it); money moved, so confirm it and send gross prices to OrderWise.",
     ),
     Reason.TIE_ROUNDING_MODE: ReasonInfo(
         "Rounding: half-penny tie rounded differently",
@@ -191,10 +222,11 @@ REASONS: dict[Reason, ReasonInfo] = {
         "correct the VAT if it was applied to a net base.",
     ),
     Reason.PERCENT_DISCOUNT_BASIS: ReasonInfo(
-        "Rounding: percentage discount per line vs per order",
-        _A,
-        "No action: a percentage discount was rounded per line on one side and per order on "
-        "the other, within the derived bound.",
+        "Percentage discount rounded per line vs per order",
+        _R,
+        "Finance: a percentage discount was rounded per line on one side and per order on the "
+        "other (within the derived bound, only explained when the tolerance allows it); money "
+        "moved, so confirm the discount in OrderWise.",
     ),
     Reason.VOUCHER_ALLOCATION_DIFFERS: ReasonInfo(
         "Voucher spread differently over VAT rates",
@@ -203,10 +235,12 @@ REASONS: dict[Reason, ReasonInfo] = {
         "VAT per rate in OrderWise follows the shop's allocation.",
     ),
     Reason.SHIPPING_VAT_TREATMENT: ReasonInfo(
-        "Delivery VAT treated differently",
+        "Delivery VAT booked under one tax code",
         _R,
-        "Finance: the delivery charge's VAT differs (flat rate vs apportioned); check the "
-        "delivery tax code in OrderWise.",
+        "Finance: the connector is set to book delivery in the OrderWise order header "
+        "(delivery_booking = 'header'), which holds one tax code, so a delivery for goods of "
+        "several VAT codes carries the VAT of its largest part. Correct the order's delivery VAT "
+        "before the VAT return, or book delivery as carriage lines (the default).",
     ),
     Reason.GIFT_CARD_AS_DISCOUNT: ReasonInfo(
         "Gift card booked as a discount",

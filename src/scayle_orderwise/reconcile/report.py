@@ -2,20 +2,28 @@
 
 Each function takes a :class:`~scayle_orderwise.reconcile.ReconciliationReport` or a
 :class:`~scayle_orderwise.reconcile.StockReport` and returns ``str``. JSON carries amounts in minor
-units (for machines); CSV and HTML in major units with the currency (for people). The HTML page has
-no external scripts, styles, fonts or images, so it opens from an e-mail or a shared drive: summary
-first, then blocking exceptions, then those to review, each group with what to do next, and the
-automatically accepted rounding variances folded away at the end.
+units (for machines); CSV in major units (for spreadsheets); HTML in major units with thousands
+separators and the currency (for people). The HTML page is rendered from the Jinja2 templates in
+``templates/`` beside this module, with autoescape on, and has no external scripts, styles, fonts
+or images (the CSS is inlined), so it opens from an e-mail or a shared drive: when and by which
+version it was made, the period with its inclusive end, the summary, then blocking exceptions,
+then those to review, each group with what to do next, and the automatically accepted rounding
+variances folded away at the end. Every exception row has a difference, and the "gross difference"
+column adds up to the totals' difference.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
-from collections.abc import Iterable, Sequence
-from datetime import datetime
-from html import escape
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import jinja2
 
 from ..money import Money
 from .orders import Discrepancy, ReconciliationReport
@@ -38,10 +46,13 @@ _ORDER_COLUMNS = (
     "reference",
     "reason",
     "tier",
+    "measure",
     "currency",
     "shop_amount",
     "erp_amount",
+    "erp_currency",
     "difference",
+    "gross_difference",
     "detail",
     "action",
     "shop_order_id",
@@ -96,10 +107,13 @@ def to_csv(report: AnyReport) -> str:
                 _cell(e.reference),
                 e.reason.value,
                 e.tier.value,
+                e.measure.value,
                 e.currency or "",
                 _major(e.shop_amount, e.currency),
-                _major(e.erp_amount, e.currency),
+                _major(e.erp_amount, e.erp_currency or e.currency),
+                e.erp_currency or "",
                 _major(e.difference, e.currency),
+                _major(e.gross_difference, e.currency),
                 _cell(e.detail),
                 _cell(e.action),
                 _cell(e.shop_order_id),
@@ -122,26 +136,6 @@ def _as_report(report: object) -> AnyReport:
 
 # --------------------------------------------------------------------------- HTML
 
-_STYLE = """
-body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;color:#1d2329;
-margin:0 auto;max-width:1100px;padding:24px}
-h1{font-size:1.6em;margin:0 0 4px}h2{margin-top:32px;border-bottom:2px solid #d6dbe0}
-h3{margin:24px 0 6px;font-size:1.25em}h4{margin:20px 0 6px;font-size:1.05em}.meta{color:#5b6670;margin:0}
-.verdict{padding:12px 16px;border-radius:6px;font-weight:600}
-.verdict.ok{background:#e6f4ea;color:#1e6b34}.verdict.review{background:#fff4d6;color:#7a5300}
-.verdict.block{background:#fde7e7;color:#9b1c1c}
-table{border-collapse:collapse;margin:8px 0 16px;width:100%}
-th,td{border:1px solid #d6dbe0;padding:5px 8px;text-align:left;vertical-align:top}
-th{background:#f2f4f6}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-table.figures{width:auto}.action{background:#f2f6fb;border-left:4px solid #3a6ea5;padding:8px 12px}
-.tier{font-size:.8em;font-weight:600;padding:1px 6px;border-radius:4px;text-transform:uppercase}
-.tier-block{background:#fde7e7;color:#9b1c1c}.tier-review{background:#fff4d6;color:#7a5300}
-.tier-auto_accept{background:#e6f4ea;color:#1e6b34}
-details{margin-top:24px;border:1px solid #d6dbe0;border-radius:6px;padding:8px 12px}
-summary{cursor:pointer;font-weight:600}footer{margin-top:32px;color:#5b6670;font-size:.85em}
-@media print{details{display:block}}
-"""
-
 _TIER_TEXT = {
     Tier.BLOCK: ("Blocking", "Fix these before closing the period."),
     Tier.REVIEW: ("To review", "Explained or operational; check each one."),
@@ -149,78 +143,100 @@ _TIER_TEXT = {
 }
 
 
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
+@functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("scayle_orderwise.reconcile", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
 
 
-def _money(amount: int | None, currency: str | None) -> str:
+def _render(template: str, **context: Any) -> str:
+    return _environment().get_template(template).render(**context)
+
+
+def _grouped(value: Decimal | int) -> str:
+    """Thousands separators: ``1234567.5`` → ``1,234,567.5``."""
+    return f"{value:,}"
+
+
+def _amount(amount: int | None, currency: str | None, *, signed: bool = False) -> str:
+    """``1,234.56 GBP`` (``+`` for a positive difference when ``signed``); ``—`` without one."""
     if amount is None:
-        return ""
+        return "—"
     if currency is None:
-        return _e(amount)
-    return _e(Money(amount, currency))
+        return _grouped(amount)
+    text = f"{_grouped(Money(amount, currency).to_decimal())} {currency}"
+    return "+" + text if signed and amount > 0 else text
 
 
-def _page(title: str, subtitle: str, body: list[str]) -> str:
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en">',
-            "<head>",
-            '<meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{_e(title)}</title>",
-            f"<style>{_STYLE}</style>",
-            "</head>",
-            "<body>",
-            "<header>",
-            f"<h1>{_e(title)}</h1>",
-            f'<p class="meta">{_e(subtitle)}</p>',
-            "</header>",
-            "<main>",
-            *body,
-            "</main>",
-            "<footer>Produced by scayle-orderwise. Amounts are shown in each order's currency; "
-            "differences are OrderWise minus SCAYLE.</footer>",
-            "</body>",
-            "</html>",
-            "",
-        ]
-    )
+def _count(value: int) -> str:
+    return _grouped(value)
 
 
-def _table(
-    headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: set[int], cls: str = ""
-) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = []
-    for row in rows:
-        cells = "".join(
-            f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
-            for i, c in enumerate(row)
-        )
-        body.append(f"<tr>{cells}</tr>")
-    attr = f' class="{cls}"' if cls else ""
-    return (
-        f"<table{attr}><thead><tr>{head}</tr></thead><tbody>" + "".join(body) + "</tbody></table>"
-    )
+def _generated(when: datetime | None) -> str:
+    """``1 June 2024, 09:00 UTC`` (always shown; now when no time is given)."""
+    moment = (when or datetime.now(UTC)).astimezone(UTC)
+    return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
 
 
-def _subtitle(first: str, generated_at: datetime | None) -> str:
-    parts = [first]
-    if generated_at is not None:
-        parts.append(f"Generated: {generated_at.isoformat(timespec='seconds')}")
-    return " · ".join(parts)
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
 
 
 def to_html(
     report: AnyReport, *, title: str | None = None, generated_at: datetime | None = None
 ) -> str:
-    """A self-contained HTML5 page for finance and operations (everything escaped)."""
+    """A self-contained HTML5 page for finance and operations (everything escaped).
+
+    ``generated_at`` defaults to the report's own ``generated_at``, else now.
+    """
     report = _as_report(report)
     if isinstance(report, StockReport):
         return _stock_html(report, title or "Stock reconciliation", generated_at)
     return _orders_html(report, title or "Order reconciliation", generated_at)
+
+
+def _row(e: Discrepancy) -> dict[str, str]:
+    if e.erp_currency is not None and e.erp_currency != e.currency:
+        difference = "n/a (two currencies)"
+    else:
+        difference = _amount(e.difference, e.currency, signed=True)
+    return {
+        "reference": e.reference,
+        "shop_order": e.shop_order_id or "",
+        "erp_order": e.erp_order_number or e.erp_order_id or "",
+        "measure": e.measure.label,
+        "shop_amount": _amount(e.shop_amount, e.currency),
+        "erp_amount": _amount(e.erp_amount, e.erp_currency or e.currency),
+        "difference": difference,
+        "gross_difference": _amount(e.gross_difference, e.currency, signed=True),
+        "detail": e.detail,
+    }
+
+
+def _reason_groups(exceptions: list[Discrepancy]) -> list[dict[str, Any]]:
+    groups: dict[Reason, list[Discrepancy]] = {}
+    for e in _sorted(exceptions):
+        groups.setdefault(e.reason, []).append(e)
+    return [
+        {
+            "code": reason.value,
+            "label": reason.label,
+            "tier": items[0].tier.value,
+            "tier_text": items[0].tier.value.replace("_", " "),
+            "count": len(items),
+            "action": reason.action,
+            "rows": [_row(e) for e in items],
+        }
+        for reason, items in groups.items()
+    ]
 
 
 def _orders_html(report: ReconciliationReport, title: str, generated_at: datetime | None) -> str:
@@ -229,18 +245,13 @@ def _orders_html(report: ReconciliationReport, title: str, generated_at: datetim
     n_review = s.by_tier.get(Tier.REVIEW.value, 0)
     n_auto = s.by_tier.get(Tier.AUTO_ACCEPT.value, 0)
     if n_block:
-        verdict, text = "block", f"{n_block} exception(s) block the close; {n_review} to review."
+        css, text = "block", f"{n_block} exception(s) block the close; {n_review} to review."
     elif n_review:
-        verdict, text = "review", f"Nothing blocks the close; {n_review} exception(s) to review."
+        css, text = "review", f"Nothing blocks the close; {n_review} exception(s) to review."
     else:
-        verdict, text = "ok", "Every order agrees or differs only by accepted rounding."
+        css, text = "ok", "Every order agrees or differs only by accepted rounding."
     if n_auto:
         text += f" {n_auto} rounding variance(s) were explained and accepted."
-    body = [
-        '<section id="summary">',
-        "<h2>Summary</h2>",
-        f'<p class="verdict {verdict}">{_e(text)}</p>',
-    ]
     figures = [
         ("Orders in SCAYLE", s.shop_orders),
         ("Orders in OrderWise", s.erp_orders),
@@ -252,170 +263,113 @@ def _orders_html(report: ReconciliationReport, title: str, generated_at: datetim
         ("Exceptions to review", n_review),
         ("Accepted rounding variances", n_auto),
     ]
-    body.append(_table(["Figure", "Count"], [(_e(k), _e(v)) for k, v in figures], {1}, "figures"))
-    if s.totals:
-        body.append("<h3>Gross totals by currency</h3>")
-        body.append(
-            _table(
-                ["Currency", "SCAYLE gross", "OrderWise gross", "Difference"],
-                [
-                    (
-                        _e(cur),
-                        _money(t.shop_gross, cur),
-                        _money(t.erp_gross, cur),
-                        _money(t.difference, cur),
-                    )
-                    for cur, t in sorted(s.totals.items())
-                ],
-                {1, 2, 3},
-                "figures",
-            )
-        )
-    if s.by_reason:
-        order = {r.value: i for i, r in enumerate(Reason)}
-        body.append("<h3>Exceptions by reason</h3>")
-        body.append(
-            _table(
-                ["Reason", "Code", "Count"],
-                [
-                    (_e(Reason(code).label), f"<code>{_e(code)}</code>", _e(count))
-                    for code, count in sorted(s.by_reason.items(), key=lambda kv: order[kv[0]])
-                ],
-                {2},
-                "figures",
-            )
-        )
-    body.append("</section>")
     kept = report.exceptions
-    if s.exceptions and len(kept) < s.exceptions:
-        body.append(
-            f'<p class="meta">{_e(s.exceptions - len(kept))} exception(s) were counted but not '
-            "kept in this report (streamed to a sink or auto-accepted and dropped).</p>"
-        )
+    listed: dict[str, int] = {}
+    for e in kept:
+        if e.currency is not None:
+            listed[e.currency] = listed.get(e.currency, 0) + e.gross_difference
+    totals = [
+        {
+            "currency": cur,
+            "shop": _amount(t.shop_gross, cur),
+            "erp": _amount(t.erp_gross, cur),
+            "difference": _amount(t.difference, cur, signed=True),
+            "listed": _amount(listed.get(cur, 0), cur, signed=True),
+        }
+        for cur, t in sorted(s.totals.items())
+    ]
+    order = {r.value: i for i, r in enumerate(Reason)}
+    by_reason = [
+        (Reason(code).label, code, _count(count))
+        for code, count in sorted(s.by_reason.items(), key=lambda kv: order[kv[0]])
+    ]
     urgent = [e for e in kept if e.tier is not Tier.AUTO_ACCEPT]
-    body.append('<section id="exceptions">')
-    body.append("<h2>Exceptions</h2>")
-    if not urgent:
-        body.append("<p>No exceptions need attention.</p>")
+    tiers = []
     for tier in (Tier.BLOCK, Tier.REVIEW):
         of_tier = [e for e in urgent if e.tier is tier]
         if of_tier:
             heading, note = _TIER_TEXT[tier]
-            body.append(f'<h3 class="tier-heading">{_e(heading)} ({len(of_tier)})</h3>')
-            body.append(f'<p class="meta">{_e(note)}</p>')
-            body.extend(_reason_groups(of_tier))
-    body.append("</section>")
-    accepted = [e for e in kept if e.tier is Tier.AUTO_ACCEPT]
-    if accepted:
-        body.append('<details id="explained">')
-        body.append(
-            f"<summary>Explained rounding variances ({len(accepted)}), accepted "
-            "automatically</summary>"
-        )
-        body.extend(_reason_groups(accepted))
-        body.append("</details>")
-    first = f"Period: {report.period}" if report.period else "Period: all orders given"
-    return _page(title, _subtitle(first, generated_at), body)
-
-
-def _reason_groups(exceptions: list[Discrepancy]) -> list[str]:
-    out: list[str] = []
-    groups: dict[Reason, list[Discrepancy]] = {}
-    for e in _sorted(exceptions):
-        groups.setdefault(e.reason, []).append(e)
-    for reason, items in groups.items():
-        tier = items[0].tier
-        out.append(f'<section class="group" id="reason-{_e(reason.value)}-{_e(tier.value)}">')
-        out.append(
-            f"<h4>{_e(reason.label)} ({len(items)}) "
-            f'<span class="tier tier-{_e(tier.value)}">{_e(tier.value.replace("_", " "))}</span>'
-            "</h4>"
-        )
-        out.append(f'<p class="action"><strong>What to do:</strong> {_e(reason.action)}</p>')
-        out.append(
-            _table(
-                [
-                    "Reference",
-                    "SCAYLE order",
-                    "OrderWise order",
-                    "SCAYLE",
-                    "OrderWise",
-                    "Difference",
-                    "Detail",
-                ],
-                [
-                    (
-                        _e(e.reference),
-                        _e(e.shop_order_id or ""),
-                        _e(e.erp_order_number or e.erp_order_id or ""),
-                        _money(e.shop_amount, e.currency),
-                        _money(e.erp_amount, e.currency),
-                        _money(e.difference, e.currency),
-                        _e(e.detail),
-                    )
-                    for e in items
-                ],
-                {3, 4, 5},
+            tiers.append(
+                {
+                    "heading": heading,
+                    "note": note,
+                    "count": len(of_tier),
+                    "groups": _reason_groups(of_tier),
+                }
             )
-        )
-        out.append("</section>")
-    return out
+    accepted = [e for e in kept if e.tier is Tier.AUTO_ACCEPT]
+    period = f"Period: {report.period}" if report.period else "Period: all orders given"
+    return _render(
+        "orders.html",
+        title=title,
+        subtitle=period,
+        generated=_generated(generated_at or report.generated_at),
+        version=_version(),
+        verdict={"css": css, "text": text},
+        figures=[(label, _count(n)) for label, n in figures],
+        totals=totals,
+        not_comparable=s.not_comparable,
+        by_reason=by_reason,
+        dropped=s.exceptions - len(kept) if s.exceptions and len(kept) < s.exceptions else 0,
+        tiers=tiers,
+        accepted=_reason_groups(accepted),
+        accepted_count=len(accepted),
+    )
+
+
+def _units(value: int | None) -> str:
+    return "" if value is None else _grouped(value)
+
+
+def _signed_units(value: int | None) -> str:
+    if value is None:
+        return ""
+    return ("+" if value > 0 else "") + _grouped(value)
 
 
 def _stock_html(report: StockReport, title: str, generated_at: datetime | None) -> str:
     s = report.summary
     n = len(report.rows)
-    verdict, text = (
-        ("ok", "SCAYLE stock matches OrderWise.")
-        if not n
-        else (
-            "block" if s.by_reason.get(StockReason.UNKNOWN_IN_ERP.value) else "review",
-            f"{n} stock figure(s) differ.",
-        )
-    )
-    body = [
-        '<section id="summary">',
-        "<h2>Summary</h2>",
-        f'<p class="verdict {verdict}">{_e(text)}</p>',
-    ]
-    figures: list[tuple[str, int]] = [
+    if not n:
+        css, text = "ok", "SCAYLE stock matches OrderWise."
+    else:
+        css = "block" if s.by_reason.get(StockReason.UNKNOWN_IN_ERP.value) else "review"
+        text = f"{_count(n)} stock figure(s) differ."
+    figures = [
         ("Rows from OrderWise", s.expected_rows),
         ("Rows from SCAYLE", s.actual_rows),
         ("In sync", s.in_sync),
         *((STOCK_TITLES[r], s.by_reason.get(r.value, 0)) for r in StockReason),
     ]
-    body.append(_table(["Figure", "Count"], [(_e(k), _e(v)) for k, v in figures], {1}, "figures"))
-    body.append("</section>")
-    body.append('<section id="exceptions">')
-    body.append("<h2>Differences</h2>")
-    if not n:
-        body.append("<p>No differences.</p>")
-    order = [StockReason.UNKNOWN_IN_ERP, StockReason.MISSING_IN_SHOP, StockReason.DRIFT]
-    for reason in order:
+    groups = []
+    for reason in (StockReason.UNKNOWN_IN_ERP, StockReason.MISSING_IN_SHOP, StockReason.DRIFT):
         rows: list[StockRow] = [r for r in report.rows if r.reason is reason]
-        if not rows:
-            continue
-        body.append(f'<section class="group" id="reason-{_e(reason.value)}">')
-        body.append(f"<h3>{_e(STOCK_TITLES[reason])} ({len(rows)})</h3>")
-        body.append(
-            f'<p class="action"><strong>What to do:</strong> {_e(STOCK_ACTIONS[reason])}</p>'
-        )
-        body.append(
-            _table(
-                ["SKU", "Warehouse", "OrderWise (expected)", "SCAYLE (actual)", "Difference"],
-                [
-                    (
-                        _e(r.sku),
-                        _e(r.warehouse or ""),
-                        _e(_opt(r.expected)),
-                        _e(_opt(r.actual)),
-                        _e(_opt(r.difference)),
-                    )
-                    for r in rows
-                ],
-                {2, 3, 4},
+        if rows:
+            groups.append(
+                {
+                    "code": reason.value,
+                    "title": STOCK_TITLES[reason],
+                    "count": len(rows),
+                    "action": STOCK_ACTIONS[reason],
+                    "rows": [
+                        {
+                            "sku": r.sku,
+                            "warehouse": r.warehouse or "",
+                            "expected": _units(r.expected),
+                            "actual": _units(r.actual),
+                            "difference": _signed_units(r.difference),
+                        }
+                        for r in rows
+                    ],
+                }
             )
-        )
-        body.append("</section>")
-    body.append("</section>")
-    return _page(title, _subtitle("OrderWise free stock vs SCAYLE stock", generated_at), body)
+    return _render(
+        "stock.html",
+        title=title,
+        subtitle="OrderWise free stock (after the buffers) against SCAYLE stock, per SKU and warehouse",
+        generated=_generated(generated_at),
+        version=_version(),
+        verdict={"css": css, "text": text},
+        figures=[(label, _count(count)) for label, count in figures],
+        groups=groups,
+    )

@@ -56,16 +56,19 @@ class StockRow:
 
 STOCK_ACTIONS: dict[StockReason, str] = {
     StockReason.DRIFT: (
-        "Run the inventory sync; if the figure drifts again, check for stock changes made "
-        "directly in SCAYLE or a stalled OrderWise stock export."
+        "Look for stock changed directly in SCAYLE, another system writing stock, or a stalled "
+        "stock flow. Running the stock sync again does not repair it (only changes of OrderWise's "
+        "figure are sent); the difference goes when OrderWise's stock for the product changes. If "
+        "it must be corrected now, ask the integration team."
     ),
     StockReason.MISSING_IN_SHOP: (
-        "SCAYLE has no stock record for this SKU and warehouse: check the SKU mapping and that "
-        "the variant exists in SCAYLE, then run the inventory sync."
+        "Check that the product exists in SCAYLE with the same SKU and that the warehouse is "
+        "attached to the shop; the figure is then sent the next time OrderWise's stock for the "
+        "product changes."
     ),
     StockReason.UNKNOWN_IN_ERP: (
-        "SCAYLE sells stock that OrderWise does not know: map the SKU to an OrderWise variant or "
-        "set its SCAYLE stock to zero to prevent overselling."
+        "Check the warehouse mapping with the integration team, or set the SCAYLE stock to zero "
+        "at once: otherwise the shop can sell what the warehouse cannot ship."
     ),
 }
 STOCK_TITLES: dict[StockReason, str] = {

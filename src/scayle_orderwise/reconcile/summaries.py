@@ -43,13 +43,21 @@ def _lines(value: Iterable[LineSummary]) -> tuple[LineSummary, ...]:
     return tuple(value)
 
 
+def _codes(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(str(v) for v in value)
+
+
 @attrs.frozen
 class LineSummary:
     """One goods line or one shipping part of an order, as booked on one side.
 
-    ``key`` identifies the line on both sides (the SCAYLE SKU for goods, ``"shipping|<tax code>"``
-    for shipping parts). ``rate`` (``Decimal``/``str``/``Fraction``, never ``float``) is needed to
-    recognise half-penny ties; without it only the bound-based explanations apply.
+    ``key`` identifies the line on both sides (the connector uses ``"<SKU>|<tax code>"`` for
+    goods, ``"fee|<key>|<tax code>"`` for fees and ``"shipping|<tax code>"`` for shipping parts;
+    a line whose key differs only in that tax-code suffix is the same line booked under another
+    code). ``rate`` (``Decimal``/``str``/``Fraction``, never ``float``) is needed to recognise
+    half-penny ties; without it only the bound-based explanations apply. ``voucher`` is the
+    order-level voucher folded into this line's gross by the mapping (P7): before the voucher the
+    line was worth ``gross + voucher``.
     """
 
     key: str
@@ -58,6 +66,7 @@ class LineSummary:
     vat: int = attrs.field(validator=_int)
     quantity: int = attrs.field(default=1, validator=_int)
     rate: Fraction | None = attrs.field(default=None, converter=_rate)
+    voucher: int = attrs.field(default=0, validator=_int)
 
     @property
     def net(self) -> int:
@@ -85,9 +94,16 @@ class ShopOrderSummary:
     """A SCAYLE order as the reconciler sees it (all keyword arguments).
 
     ``gross`` is the order total including the part paid by gift card (a gift card is a payment,
-    P12); ``gift_card`` is that part. ``discount`` is the order-level voucher actually applied and
-    ``unused_voucher`` the face value left over (P9). ``shipping_vat`` and ``lines`` are optional;
-    with them more variances can be explained instead of flagged.
+    P12); ``gift_card`` is that part. ``discount`` is the order-level voucher OrderWise is expected
+    to book as a separate discount and ``unused_voucher`` the face value left over (P9).
+    ``voucher_in_lines`` is the order-level voucher the mapping folded into the line prices
+    instead (so OrderWise shows no separate discount for it), ``voucher_codes`` the codes of the
+    vouchers, so a voucher missing in OrderWise can be named. ``shipping_vat``, ``lines`` and
+    ``shipping_lines`` (the delivery's parts per tax code) are optional; with them more variances
+    can be explained instead of flagged. ``header_shipping_vat`` is the delivery VAT OrderWise
+    books when the connector sends the delivery in the order header under one tax code
+    (``delivery_booking = "header"``): a difference of exactly that is the configured treatment
+    (``shipping_vat_treatment``), any other delivery VAT difference is a ``tax_mismatch``.
     """
 
     reference: str
@@ -104,6 +120,10 @@ class ShopOrderSummary:
     status: str = ""
     created_at: datetime | None = None
     lines: tuple[LineSummary, ...] = attrs.field(default=(), converter=_lines)
+    voucher_in_lines: int = attrs.field(default=0, validator=_int)
+    voucher_codes: tuple[str, ...] = attrs.field(default=(), converter=_codes)
+    header_shipping_vat: int | None = attrs.field(default=None, validator=_opt_int)
+    shipping_lines: tuple[LineSummary, ...] = attrs.field(default=(), converter=_lines)
 
     @classmethod
     def from_mapped(
@@ -124,6 +144,7 @@ class ShopOrderSummary:
         rate), so half-penny ties can be recognised. Fees become lines keyed ``fee|<key>``.
         """
         lines = _mapped_lines(mapped, rates or {})
+        shipping_lines = tuple(line for line in lines if line.key.startswith("shipping|"))
         if discount is None:
             discount = getattr(mapped, "voucher_applied", 0) or 0
         if gift_card is None:
@@ -147,6 +168,7 @@ class ShopOrderSummary:
             status=status,
             created_at=created_at,
             lines=lines,
+            shipping_lines=shipping_lines,
         )
 
 
@@ -246,16 +268,17 @@ def _mapped_lines(mapped: MappedLike, rates: dict[str, Rational]) -> tuple[LineS
 
     merged: dict[tuple[str, str], list[Any]] = {}
     for line in mapped.lines:
-        acc = merged.setdefault((line.sku, line.tax_code), [0, 0, 0, 0, None])
+        acc = merged.setdefault((line.sku, line.tax_code), [0, 0, 0, 0, None, 0])
         acc[0] += line.gross
         acc[1] += line.vat
         acc[2] += line.quantity
         acc[3] += 1
         acc[4] = rate_of(line, line.tax_code)
+        acc[5] += getattr(line, "discount", 0) or 0
     # A merged line's gross no longer tells whether its VAT was a tie: drop the rate then.
     out = [
-        LineSummary(f"{sku}|{code}", code, g, v, q, r if n == 1 else None)
-        for (sku, code), (g, v, q, n, r) in sorted(merged.items())
+        LineSummary(f"{sku}|{code}", code, g, v, q, r if n == 1 else None, d)
+        for (sku, code), (g, v, q, n, r, d) in sorted(merged.items())
     ]
     fees = sorted(
         getattr(mapped, "fees", ()), key=lambda f: (str(getattr(f, "key", "")), f.tax_code)

@@ -23,6 +23,17 @@ New orders start as ``Awaiting picking``; a despatch makes them ``Partially desp
   :meth:`~OrderwiseSandbox.register_export`.
 - ``GET stock/variants?limit=&last_id=`` and ``GET stock/{variantId}``.
 
+VAT is booked as OrderWise books it: per order line, from the line's tax rate (``taxRateId``, else
+``taxCode``, else the installation's default rate) on the line gross ``itemGross × quantity``
+rounded to minor units, and for the header delivery charge from ``deliveryTaxRateId`` /
+``deliveryTaxCode`` (else the default rate, as a delivery method's own code would apply). The
+order-details export reports those figures, never the ones the client sent.
+
+Non-stock service items (:meth:`~OrderwiseSandbox.add_service_item`; ``CARRIAGE``, the item the
+mapper books delivery to by default, exists from the start) are variants that orders may use but
+that hold no stock: they are listed by ``stock/variants`` but never allocated nor exported as stock,
+and they are despatched or cancelled together with the last goods of their order.
+
 Errors carry an ASP.NET Web API style body ``{"Message": "..."}`` (the real error shape is not public,
 §1.4). Timestamps are UK local wall-clock time without a zone, as OrderWise writes them (§1.7).
 """
@@ -91,6 +102,11 @@ _DEFAULT_TAX_RATES: dict[int, tuple[str, Decimal]] = {
 
 _DEFAULT_CURRENCIES: dict[int, str] = {1: "GBP", 2: "EUR", 3: "USD"}
 
+DEFAULT_SERVICE_ITEMS = ("CARRIAGE",)
+"""Service items every fake installation has: the carriage item ``MappingConfig`` books delivery to."""
+
+_FIRST_SERVICE_ID = 900_001  # service items get ids apart from stock variants
+
 
 class OrderwiseClock:
     """The fake's clock, in UK local wall-clock time without a zone (as OrderWise stores times).
@@ -141,6 +157,7 @@ class _Variant:
     code: str
     free: dict[int, Decimal] = field(default_factory=dict)
     last_calculated: datetime | None = None
+    service: bool = False
 
 
 @dataclass
@@ -155,6 +172,7 @@ class _Line:
     stock_location_id: int
     despatched: Decimal = Decimal(0)
     cancelled: Decimal = Decimal(0)
+    service: bool = False
 
     @property
     def remaining(self) -> Decimal:
@@ -218,6 +236,9 @@ class OrderwiseSandbox:
     - ``exports_permitted``: ``False`` answers 403 to export definitions (missing module permission).
     - ``allocate_stock``: accepted orders reduce free stock, cancellations give it back (default ``True``).
     - ``token_ttl``: token lifetime (default 1 hour); :meth:`revoke_tokens` invalidates every token.
+    - ``variants_honour_last_id``: ``GET stock/variants`` pages by ``last_id`` (default ``True``);
+      ``False`` answers the first page whatever ``last_id`` says, as an installation that does not
+      know the parameter would.
     """
 
     def __init__(
@@ -253,6 +274,7 @@ class OrderwiseSandbox:
         self.exports_permitted = True
         self.allocate_stock = True
         self.token_ttl = timedelta(hours=1)
+        self.variants_honour_last_id = True
         self.status_map: Mapping[str, CanonicalStatus | str] = DEFAULT_STATUS_MAP
         self.default_stock_location_id = 1
         self.couriers: dict[str, tuple[str, str]] = dict(_DEFAULT_COURIERS)
@@ -272,13 +294,18 @@ class OrderwiseSandbox:
         self._customers: dict[int, str] = {1: "WEB001"}
         self._variants: dict[str, _Variant] = {}
         self._orders: dict[int, _Order] = {}
+        # By e-commerce order number, compared as SQL Server's default collation does (ignoring
+        # case and trailing spaces).
         self._ids_by_reference: dict[str, list[int]] = {}
         self._next_variant_id = 1001
+        self._next_service_id = _FIRST_SERVICE_ID
         self._next_order_id = 5001
         self._next_order_number: dict[int, int] = {}
         self._next_delivery = 9001
         self._exports: dict[int, tuple[tuple[str, ...], ExportFunction]] = {}
         self._register_builtin_exports()
+        for code in DEFAULT_SERVICE_ITEMS:
+            self.add_service_item(code)
 
         self.transport = FakeTransport(
             self._handle,
@@ -332,6 +359,25 @@ class OrderwiseSandbox:
         """Register a variant code (exact, case-sensitive); returns its variant id. Idempotent."""
         with self._lock:
             return self._variant(sku).variant_id
+
+    def add_service_item(self, code: str) -> int:
+        """Register a non-stock service item (carriage, fees); returns its variant id. Idempotent.
+
+        Orders may use it; it never holds, allocates or exports stock. A code already registered
+        as a stock variant stays one.
+        """
+        with self._lock:
+            variant = self._variants.get(code)
+            if variant is None:
+                variant = _Variant(self._next_service_id, code, service=True)
+                self._next_service_id += 1
+                self._variants[code] = variant
+            return variant.variant_id
+
+    def remove_variant(self, code: str) -> None:
+        """Forget a variant or service item (e.g. to test an installation without ``CARRIAGE``)."""
+        with self._lock:
+            self._variants.pop(code, None)
 
     def set_free_stock(
         self,
@@ -445,6 +491,13 @@ class OrderwiseSandbox:
             wanted = self._line_quantities(order, lines)
             if not wanted:
                 raise ValueError(f"nothing left to despatch on order {order.order_id}")
+            goods_left = any(
+                ln.remaining > wanted.get(ln.item_number, 0) for ln in order.lines if not ln.service
+            )
+            if not goods_left:  # service lines (carriage) go with the last goods
+                for ln in order.lines:
+                    if ln.service and ln.remaining > 0:
+                        wanted[ln.item_number] = ln.remaining
             for line in order.lines:
                 line.despatched += wanted.get(line.item_number, Decimal(0))
             consignment = consignment or f"CN{self._random.randrange(10**9, 10**10)}"
@@ -467,6 +520,70 @@ class OrderwiseSandbox:
             self._touch(order)
             return _delivery_body(delivery, order)
 
+    def amend_line(
+        self,
+        reference: str | int,
+        variant_code: str,
+        *,
+        item_gross: Decimal | int | str | None = None,
+        tax_code: str | None = None,
+        quantity: Decimal | int | str | None = None,
+        item_number: int | None = None,
+    ) -> None:
+        """Change a line of ``variant_code`` (the first, or the one at ``item_number``) as a user
+        editing the order in OrderWise would: its unit price, tax code or quantity. VAT is booked
+        anew from the line's tax code."""
+        with self._lock:
+            order = self._one(reference)
+            line = next(
+                (
+                    ln
+                    for ln in order.lines
+                    if ln.variant_code == variant_code
+                    and (item_number is None or ln.item_number == item_number)
+                ),
+                None,
+            )
+            if line is None:
+                raise ValueError(f"order {order.order_id} has no line {variant_code!r}")
+            if item_gross is not None:
+                line.item_gross = _decimal(item_gross)
+            if tax_code is not None:
+                line.tax_code, line.tax_rate = self._known_tax(tax_code)
+            if quantity is not None:
+                line.quantity = _decimal(quantity)
+            self._touch(order)
+
+    def remove_line(self, reference: str | int, variant_code: str) -> None:
+        """Delete the first line of ``variant_code`` from an order (a user editing it in OrderWise)."""
+        with self._lock:
+            order = self._one(reference)
+            line = next((ln for ln in order.lines if ln.variant_code == variant_code), None)
+            if line is None:
+                raise ValueError(f"order {order.order_id} has no line {variant_code!r}")
+            order.lines.remove(line)
+            self._touch(order)
+
+    def amend_delivery(
+        self,
+        reference: str | int,
+        *,
+        gross: Decimal | int | str | None = None,
+        tax_code: str | None = None,
+        currency: str | None = None,
+    ) -> None:
+        """Change the header delivery charge or its tax code (or the order's currency) of an order
+        inside OrderWise."""
+        with self._lock:
+            order = self._one(reference)
+            if gross is not None:
+                order.delivery_gross = _decimal(gross)
+            if tax_code is not None:
+                order.delivery_tax = self._known_tax(tax_code)
+            if currency is not None:
+                order.currency = currency.upper()
+            self._touch(order)
+
     def cancel_order(
         self,
         reference: str | int,
@@ -486,8 +603,16 @@ class OrderwiseSandbox:
                 qty = wanted.get(line.item_number, Decimal(0))
                 if qty:
                     line.cancelled += qty
-                    if order.visible and self.allocate_stock:
+                    if order.visible and self.allocate_stock and not line.service:
                         self._adjust(line.variant_code, line.stock_location_id, qty)
+            if all(ln.remaining <= 0 for ln in order.lines if not ln.service):
+                shipped = any(ln.despatched for ln in order.lines if not ln.service)
+                for ln in order.lines:  # service lines follow the goods
+                    if ln.service and ln.remaining > 0:
+                        if shipped:
+                            ln.despatched += ln.remaining
+                        else:
+                            ln.cancelled += ln.remaining
             if all(ln.remaining <= 0 for ln in order.lines):
                 order.status = (
                     CANCELLED if all(ln.despatched == 0 for ln in order.lines) else DESPATCHED
@@ -602,7 +727,9 @@ class OrderwiseSandbox:
             raise _HttpError(400, "The request is invalid.")
         order = self._validate_order(body, session_id)
         if order.reference is not None and self.duplicate_policy != "allow":
-            existing = [self._orders[i] for i in self._ids_by_reference.get(order.reference, [])]
+            existing = [
+                self._orders[i] for i in self._ids_by_reference.get(_ref_key(order.reference), [])
+            ]
             if existing and self.duplicate_policy == "reject":
                 raise _HttpError(
                     400, f"An order with eCommerce order number '{order.reference}' already exists."
@@ -617,7 +744,7 @@ class OrderwiseSandbox:
         order.visible = not self.queue_orders
         self._orders[order.order_id] = order
         if order.reference is not None:
-            self._ids_by_reference.setdefault(order.reference, []).append(order.order_id)
+            self._ids_by_reference.setdefault(_ref_key(order.reference), []).append(order.order_id)
         self.sales_orders.append(body)
         self._touch(order)
         if order.visible:
@@ -648,6 +775,7 @@ class OrderwiseSandbox:
             tax_code, tax_rate = self._tax(raw.get("taxRateId"), raw.get("taxCode"))
             lines.append(
                 _Line(
+                    service=self._variants[code].service,
                     item_number=_int(raw.get("itemNumber"), index),
                     variant_code=code,
                     quantity=_required_decimal(raw, "quantity"),
@@ -697,6 +825,12 @@ class OrderwiseSandbox:
             raise _HttpError(400, f"Tax code '{code}' does not exist.")
         return self.tax_rates[self.default_tax_rate_id]
 
+    def _known_tax(self, code: str) -> tuple[str, Decimal]:
+        try:
+            return self._tax(None, code)
+        except _HttpError as exc:
+            raise ValueError(exc.message) from None
+
     def _currency(self, header: dict[str, Any]) -> str:
         cid = header.get("currencyId")
         if cid is not None:
@@ -715,7 +849,7 @@ class OrderwiseSandbox:
                 409, f"Order {order.order_number} cannot be cancelled: status '{order.status}'."
             )
         for line in order.lines:
-            if self.allocate_stock:
+            if self.allocate_stock and not line.service:
                 self._adjust(line.variant_code, line.stock_location_id, line.remaining)
             line.cancelled += line.remaining
         order.status = CANCELLED
@@ -762,7 +896,7 @@ class OrderwiseSandbox:
 
     def _stock_variants(self, request: httpx.Request) -> httpx.Response:
         limit = _int(request.url.params.get("limit"), 1000)
-        last_id = _int(request.url.params.get("last_id"), 0)
+        last_id = _int(request.url.params.get("last_id"), 0) if self.variants_honour_last_id else 0
         rows = sorted(
             (v for v in self._variants.values() if v.variant_id > last_id),
             key=lambda v: v.variant_id,
@@ -772,6 +906,8 @@ class OrderwiseSandbox:
     def _variant_stock(self, raw_id: str) -> httpx.Response:
         for variant in self._variants.values():
             if raw_id.isdigit() and variant.variant_id == int(raw_id):
+                if variant.service:
+                    return _json(200, [])  # a non-stock item holds no stock anywhere
                 return _json(
                     200,
                     [
@@ -811,7 +947,7 @@ class OrderwiseSandbox:
         return [o for o in sorted(self._orders.values(), key=lambda o: o.order_id) if o.visible]
 
     def _visible_by_reference(self, reference: str) -> list[_Order]:
-        orders = (self._orders[i] for i in self._ids_by_reference.get(reference, []))
+        orders = (self._orders[i] for i in self._ids_by_reference.get(_ref_key(reference), []))
         return [o for o in orders if o.visible]
 
     def _export_order_by_reference(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -861,6 +997,8 @@ class OrderwiseSandbox:
         since = _param_time(params.get("since"), "since")
         rows: list[dict[str, Any]] = []
         for variant in sorted(self._variants.values(), key=lambda v: v.variant_id):
+            if variant.service:
+                continue
             changed = variant.last_calculated
             if since is not None and (changed is None or changed < since):
                 continue
@@ -910,7 +1048,8 @@ class OrderwiseSandbox:
         if not self.allocate_stock:
             return
         for line in order.lines:
-            self._adjust(line.variant_code, line.stock_location_id, sign * line.remaining)
+            if not line.service:
+                self._adjust(line.variant_code, line.stock_location_id, sign * line.remaining)
 
     def _touch(self, order: _Order) -> None:
         order.last_amended = self.clock.now()
@@ -919,7 +1058,7 @@ class OrderwiseSandbox:
         if isinstance(reference, int):
             found = self._orders.get(reference)
             return [found] if found else []
-        by_ref = [self._orders[i] for i in self._ids_by_reference.get(reference, [])]
+        by_ref = [self._orders[i] for i in self._ids_by_reference.get(_ref_key(reference), [])]
         if by_ref or not reference.isdigit():
             return sorted(by_ref, key=lambda o: o.order_id)
         found = self._orders.get(int(reference))
@@ -1008,6 +1147,10 @@ def _created(order: _Order) -> dict[str, Any]:
         "orderNumber": order.order_number,
         "eCommerceOrderNumber": order.reference,
     }
+
+
+def _ref_key(reference: str) -> str:
+    return reference.rstrip().casefold()
 
 
 def _changes_state(request: httpx.Request) -> bool:

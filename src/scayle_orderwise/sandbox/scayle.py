@@ -8,10 +8,14 @@ clients talk to it exactly as to a tenant. What it emulates:
 * cursor collections ``{"entities": [...], "cursor": {"next": ...}}`` honouring ``limit``/``cursor``;
 * numeric or ``key=``-prefixed identifiers (URL-decoded per path segment);
 * orders with per-unit items, ``PUT reference-key``, ``GET status``;
-* shipments that mark items shipped and add packages ``{shipmentKey, carrierKey, tracking}``,
-  cancellations, return items, ``detailedStatus`` moves and webhook envelopes in :attr:`webhooks`;
+* shipments that mark items shipped (``shippedAt``, ``packageId``; the item status and the order
+  status stay as they were, as in SCAYLE's SDK fixtures) and add packages ``{shipmentKey,
+  carrierKey, tracking}``, cancellations, return items, ``detailedStatus`` moves and webhook
+  envelopes in :attr:`webhooks`;
 * stock per (variant, warehouse, merchant) where an older ``changedAt`` is ignored and the stored
-  record is answered; 404 for an unknown variant or warehouse; warehouses; webhook subscriptions.
+  record is answered, and a push that leaves ``sellableWithoutStock`` out keeps the stored flag;
+  404 for an unknown variant or warehouse; warehouses; carriers (:data:`DEFAULT_CARRIERS`, or
+  ``carriers=``); webhook subscriptions.
 
 Choices where the reference says "(unknown)": fulfilment calls answer ``201`` with an empty body; a
 stock POST answers ``200`` with the stored record; a second shipment of an already shipped unit is
@@ -38,7 +42,7 @@ from .clock import RealClock, SandboxClock
 from .faults import FaultInjector, Faults
 from .transport import FakeTransport
 
-__all__ = ["DEFAULT_RATE_LIMITS", "ScayleSandbox"]
+__all__ = ["DEFAULT_CARRIERS", "DEFAULT_RATE_LIMITS", "ScayleSandbox"]
 
 DEFAULT_RATE_LIMITS: Mapping[str, int] = {
     "ordersRead": 1000,
@@ -51,10 +55,27 @@ DEFAULT_RATE_LIMITS: Mapping[str, int] = {
 }
 """Requests per window (one minute by default) per scope, as SCAYLE publishes them."""
 
+DEFAULT_CARRIERS: Mapping[str, tuple[str, str | None]] = {
+    "ROYAL_MAIL": ("Royal Mail", "https://www.royalmail.com/track-your-item#/tracking-results/"),
+    "PARCELFORCE": (
+        "Parcelforce Worldwide",
+        "https://www.parcelforce.com/track-trace?trackNumber=",
+    ),
+    "DPD": ("DPD", "https://track.dpd.co.uk/parcels/"),
+    "DHL": ("DHL", "https://www.dhl.com/gb-en/home/tracking.html?tracking-id="),
+    "EVRI": ("Evri", "https://www.evri.com/track/parcel/"),
+    "HERMES": ("Hermes", None),
+    "UPS": ("UPS", "https://www.ups.com/track?tracknum="),
+    "FEDEX": ("FedEx", "https://www.fedex.com/fedextrack/?trknbr="),
+    "YODEL": ("Yodel", "https://www.yodel.co.uk/tracking/"),
+}
+"""The carriers of the sandbox tenant (key → name, tracking URL): a UK tenant's usual couriers."""
+
 WEBHOOK_EVENTS = (
     "order-confirmed",
     "order-cancelled",
     "order-item-cancelled",
+    "order-item-out-of-stock",
     "order-package-shipped",
     "order-item-returned",
     "product-variant-stock-updated",
@@ -128,12 +149,16 @@ def _is_int(value: Any) -> bool:
 class ScayleSandbox:
     """A faithful in-process fake of the SCAYLE Admin API (see the module docstring).
 
-    Test-facing API: :meth:`add_order`, :meth:`cancel_order`, :attr:`orders`, :attr:`shipments`,
+    Test-facing API: :meth:`add_order`, :meth:`cancel_order`, :meth:`remove_out_of_stock`,
+    :attr:`orders`, :attr:`shipments`,
     :attr:`cancellations`, :attr:`returns`, :attr:`webhooks`, :meth:`add_variant`,
     :meth:`add_warehouse`, :meth:`stock`, :attr:`stock_updates`, :attr:`requests`, and the settings
     :attr:`base_url`, :attr:`token`, :attr:`shop_key`, :attr:`country_code`,
     :attr:`default_warehouse`. Thread-safe: one ``RLock`` guards all state.
 
+    ``carriers`` are the tenant's carrier keys (default :data:`DEFAULT_CARRIERS`);
+    ``unknown_warehouse_error_key`` is the ``errorKey`` of the 404 for a stock push to a warehouse
+    the tenant lacks (SCAYLE's own is not evidenced: only ``VARIANT_NOT_FOUND`` is).
     ``rate_limits`` overrides the per-scope limits of :data:`DEFAULT_RATE_LIMITS` (per
     ``rate_window`` seconds of ``clock``); ``company_ids`` makes the tenant multi-company, so
     ``/fulfillment/*`` calls need an ``X-Company-Id`` header naming one of them.
@@ -151,6 +176,8 @@ class ScayleSandbox:
         shop_countries: Iterable[tuple[str, str]] = (),
         default_warehouse: str = "WH1",
         warehouses: Mapping[str, int] | None = None,
+        carriers: Iterable[str] | None = None,
+        unknown_warehouse_error_key: str = "WAREHOUSE_NOT_FOUND",
         rate_limits: Mapping[str, int] | None = None,
         rate_window: float = 60.0,
         fault_reset_seconds: int = 1,
@@ -193,6 +220,10 @@ class ScayleSandbox:
         self._warehouses: dict[str, int] = dict(warehouses or {default_warehouse: 12})
         if default_warehouse not in self._warehouses:
             self._warehouses[default_warehouse] = max(self._warehouses.values(), default=11) + 1
+        self.unknown_warehouse_error_key = unknown_warehouse_error_key
+        self._carriers: dict[str, dict[str, Any]] = {}
+        for key in DEFAULT_CARRIERS if carriers is None else carriers:
+            self.add_carrier(key)
         self._stocks: dict[tuple[int, str, str | None], dict[str, Any]] = {}
         self._windows: dict[str, tuple[float, int]] = {}  # scope -> (window start, count)
         self._return_keys: dict[str, tuple[int, int]] = {}  # returnKey -> (order id, item id)
@@ -272,6 +303,40 @@ class ScayleSandbox:
             )
             return order
 
+    def remove_out_of_stock(self, order_id: int | str, item_ids: Iterable[int]) -> dict[str, Any]:
+        """Delegation found these units out of stock: SCAYLE removes them from the order (its
+        totals and card payment shrink by their price) and emits ``order-item-out-of-stock``
+        with ``{"order": ..., "items": [removed units]}``. Returns the order.
+        """
+        wanted = set(item_ids)
+        with self.lock:
+            order = self.orders[order_id]
+            removed = [i for i in order["items"] if i["id"] in wanted and not i.get("shippedAt")]
+            if len(removed) != len(wanted):
+                raise ValueError(f"not open units of order {order['id']}: {sorted(wanted)}")
+            order["items"] = [i for i in order["items"] if i["id"] not in wanted]
+            gross = sum(int((i.get("price") or {}).get("withTax") or 0) for i in removed)
+            net = sum(int((i.get("price") or {}).get("withoutTax") or 0) for i in removed)
+            cost = order.setdefault("cost", {})
+            for field, amount in (
+                ("withTax", gross),
+                ("withoutTax", net),
+                ("withTaxWithMembershipDiscountWithoutServiceCosts", gross),
+                ("withoutTaxWithMembershipDiscount", net),
+                ("costCapture", gross),
+            ):
+                if isinstance(cost.get(field), int):
+                    cost[field] -= amount
+            vat = (cost.get("tax") or {}).get("vat")
+            if isinstance(vat, dict) and isinstance(vat.get("amount"), int):
+                vat["amount"] -= gross - net
+            card = next((p for p in order.get("payment") or [] if not p.get("isGiftCard")), None)
+            if card is not None and isinstance(card.get("amount"), int):
+                card["amount"] -= gross
+            order["updatedAt"] = _iso(self.clock.utcnow())
+            self._emit("order-item-out-of-stock", {"order": order, "items": removed})
+            return order
+
     def add_variant(self, sku: str, variant_id: int | None = None) -> int:
         """Register a variant by reference key (SKU); returns its numeric id."""
         with self.lock:
@@ -284,6 +349,27 @@ class ScayleSandbox:
                 wid = warehouse_id or max(self._warehouses.values(), default=11) + 1
                 self._warehouses[reference_key] = wid
             return self._warehouses[reference_key]
+
+    def add_carrier(
+        self, key: str, name: str | None = None, tracking_url: str | None = None
+    ) -> dict[str, Any]:
+        """Register a carrier by key (``GET /carriers`` lists it); returns its JSON."""
+        with self.lock:
+            if key not in self._carriers:
+                known_name, known_url = DEFAULT_CARRIERS.get(key, (key.replace("_", " "), None))
+                self._carriers[key] = {
+                    "id": len(self._carriers) + 1,
+                    "key": key,
+                    "name": name or known_name,
+                    "trackingUrl": tracking_url or known_url,
+                }
+            return dict(self._carriers[key])
+
+    @property
+    def carriers(self) -> dict[str, dict[str, Any]]:
+        """Known carriers: key -> carrier JSON (a copy)."""
+        with self.lock:
+            return {k: dict(v) for k, v in self._carriers.items()}
 
     @property
     def variants(self) -> dict[str, int]:
@@ -315,9 +401,18 @@ class ScayleSandbox:
             return None
 
     def set_stock(
-        self, sku: str, quantity: int, warehouse: str | None = None, changed_at: str | None = None
+        self,
+        sku: str,
+        quantity: int,
+        warehouse: str | None = None,
+        changed_at: str | None = None,
+        *,
+        sellable_without_stock: bool = False,
     ) -> None:
-        """Seed stock directly (as if set earlier), registering the variant if new."""
+        """Seed stock directly (as if set earlier), registering the variant if new.
+
+        ``sellable_without_stock`` is the flag a merchant sets in the Panel (pre-orders).
+        """
         wh = warehouse or self.default_warehouse
         with self.lock:
             vid = self._register_variant(sku, None)
@@ -326,7 +421,7 @@ class ScayleSandbox:
                 "quantity": quantity,
                 "warehouseReferenceKey": wh,
                 "changedAt": changed_at or _iso(self.clock.utcnow()),
-                "sellableWithoutStock": False,
+                "sellableWithoutStock": sellable_without_stock,
                 "merchantReferenceKey": None,
                 "expectedAvailabilityAt": None,
             }
@@ -376,12 +471,10 @@ class ScayleSandbox:
             detailed["order"] = {"code": "order_cancelled", "name": "Cancelled"}
             detailed["billing"] = {"code": "billing_payment_cancelled", "name": "Payment cancelled"}
             return
+        # As SCAYLE's SDK fixtures show it: a completed shipment keeps the order's status and
+        # detailed order status; only the shipping status says the goods left.
         if all(i.get("shippedAt") for i in live):
-            detailed["order"] = {"code": "order_shipped", "name": "Shipped"}
-            detailed["shipping"] = {"code": "shipping_ordered", "name": "Shipped"}
-            order["status"] = "invoice_completed"
-        elif any(i.get("shippedAt") for i in live):
-            order["status"] = "invoice_partially_completed"
+            detailed["shipping"] = {"code": "shipping_delivered", "name": "Shipped"}
         if any(i.get("returnedAt") for i in items):
             detailed["shipping"] = {
                 "code": "shipping_partially_returned",
@@ -509,6 +602,8 @@ class ScayleSandbox:
                 return "stocksRead", self._get_stocks, (s[1],)
         if n == 1 and s[0] == "warehouses" and method == "GET":
             return "globalRead", self._list_warehouses, ()
+        if n == 1 and s[0] == "carriers" and method == "GET":
+            return "globalRead", self._list_carriers, ()
         if n == 2 and s[0] == "webhooks" and s[1] == "events" and method == "GET":
             return "globalRead", self._list_webhook_events, ()
         if n >= 2 and s[0] == "webhooks" and s[1] == "subscriptions":
@@ -735,7 +830,8 @@ class ScayleSandbox:
         for item in items:
             if item.get("shippedAt"):
                 continue  # a duplicate report: accepted, nothing changes
-            item["status"] = "deliverable"
+            # The status stays as it was: SCAYLE's fixtures show shipped units as "available"
+            # (and as "delivered"), so only shippedAt and the package say a unit shipped.
             item["shippedAt"] = now
             item["packageId"] = package["id"]
             return_key = entries[item["id"]].get("returnKey") or str(item["id"])
@@ -813,14 +909,16 @@ class ScayleSandbox:
         if not isinstance(wh, str) or not wh:
             raise _ApiError(400, "INVALID_PARAMETER", "warehouseReferenceKey is required")
         if wh not in self._warehouses:
-            raise _ApiError(404, "WAREHOUSE_NOT_FOUND", f"warehouse {wh} not found")
+            raise _ApiError(404, self.unknown_warehouse_error_key, f"warehouse {wh} not found")
         changed = _parse_time(body.get("changedAt"), "changedAt")
-        sws = body.get("sellableWithoutStock", False)
-        if not isinstance(sws, bool):
+        sws = body.get("sellableWithoutStock")
+        if sws is not None and not isinstance(sws, bool):
             raise _ApiError(400, "INVALID_PARAMETER", "sellableWithoutStock must be a boolean")
         merchant = body.get("merchantReferenceKey")
         key = (vid, wh, merchant if isinstance(merchant, str) else None)
         stored = self._stocks.get(key)
+        if sws is None:  # left out: the flag stays as the merchant set it (new records: false)
+            sws = bool(stored["sellableWithoutStock"]) if stored is not None else False
         applied = stored is None or changed >= _parse_time(stored["changedAt"], "changedAt")
         if applied:
             stored = {
@@ -886,6 +984,10 @@ class ScayleSandbox:
             }
             for ref, wid in sorted(self._warehouses.items(), key=lambda kv: kv[1])
         ]
+        return self._collection(request, entities)
+
+    def _list_carriers(self, request: httpx.Request) -> httpx.Response:
+        entities = sorted(self._carriers.values(), key=lambda c: int(c["id"]))
         return self._collection(request, entities)
 
     # ---------------------------------------------------------------------------------------------

@@ -16,12 +16,12 @@ without an answer instead, which a real client sees as a failed request of unkno
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import threading
 import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
@@ -136,6 +136,50 @@ class SandboxServer(ThreadingHTTPServer):
         """The ``api_root`` to give an OrderWise client."""
         return self.url + ORDERWISE_PREFIX + urlsplit(self.sandbox.orderwise.api_root).path
 
+    def config_toml(self, ledger: str = "sqlite:///sandbox-ledger.db") -> str:
+        """A ready-to-use ``scayle-orderwise`` configuration file for this sandbox (no secrets).
+
+        The secrets go in the environment: see :meth:`secret_environment`.
+        """
+        sandbox = self.sandbox
+        exports = sandbox.orderwise.export_definitions
+        ids = "\n".join(
+            f"{name} = {getattr(exports, name)}"
+            for name in (
+                "order_changes",
+                "order_by_reference",
+                "stock_changes",
+                "order_details",
+                "stock_full",
+                "orders_by_references",
+            )
+            if getattr(exports, name, None) is not None
+        )
+        return (
+            "# scayle-orderwise configuration for the sandbox at "
+            f"{self.url} (fake systems: local testing only)\n"
+            "[scayle]\n"
+            f'base_url = "{self.scayle_base_url}"\n'
+            f'shop_key = "{sandbox.scayle.shop_key}"\n'
+            f'country_code = "{sandbox.scayle.country_code}"\n'
+            f'default_warehouse = "{sandbox.scayle.default_warehouse}"\n\n'
+            "[orderwise]\n"
+            f'api_root = "{self.orderwise_api_root}"\n'
+            f'username = "{sandbox.orderwise.username}"\n'
+            f"session_id = {sandbox.orderwise.session_id}\n"
+            f'cancel_endpoint = "{sandbox.orderwise.cancel_path}"\n\n'
+            f"[orderwise.export_definitions]\n{ids}\n\n"
+            "[store]\n"
+            f'url = "{ledger}"\n'
+        )
+
+    def secret_environment(self) -> dict[str, str]:
+        """The sandbox's fake secrets as the environment variables the connector reads them from."""
+        return {
+            "SCAYLE_ORDERWISE_SCAYLE__TOKEN": self.sandbox.scayle.token,
+            "SCAYLE_ORDERWISE_ORDERWISE__PASSWORD": self.sandbox.orderwise.password,
+        }
+
     def start(self) -> Self:
         """Serve in a background daemon thread."""
         self._thread = threading.Thread(
@@ -185,6 +229,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--orders", type=int, default=0, help="pre-load this many demo orders")
     run.add_argument("--delay", type=float, default=0.0, help="seconds added to every call")
+    run.add_argument(
+        "--write-config", metavar="PATH", help="also write the configuration file to PATH"
+    )
     for name in (
         "error",
         "timeout-before",
@@ -218,23 +265,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 make_order(40001 + n, [(sku, 2400, 1 + n % 2, "0.20")], shipping=499)
             )
     server = SandboxServer(args.host, args.port, sandbox, delay=args.delay)
-    info = {
-        "scayle": {
-            "base_url": server.scayle_base_url,
-            "token": sandbox.scayle.token,
-            "shop_key": sandbox.scayle.shop_key,
-            "country_code": sandbox.scayle.country_code,
-            "default_warehouse": sandbox.scayle.default_warehouse,
-        },
-        "orderwise": {
-            "api_root": server.orderwise_api_root,
-            "username": sandbox.orderwise.username,
-            "password": sandbox.orderwise.password,
-            "session_id": sandbox.orderwise.session_id,
-        },
-    }
-    print("Sandbox credentials (fake, for local testing only):")
-    print(json.dumps(info, indent=2), flush=True)
+    config = server.config_toml()
+    name = args.write_config or "scayle-orderwise.toml"
+    if args.write_config:
+        Path(args.write_config).write_text(config, encoding="utf-8")
+    print(f"Sandbox serving at {server.url}: fake SCAYLE and OrderWise, fake credentials.")
+    print(f"\n--- {name}" + (" (written)" if args.write_config else "") + " ---")
+    print(config.rstrip("\n"))
+    print("--- the secrets, in the environment ---")
+    for key, value in server.secret_environment().items():
+        print(f"export {key}={value}")
+    print(
+        f"---\nthen: scayle-orderwise sync --config {name}   (Ctrl+C stops the sandbox)", flush=True
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import httpx
 import pydantic
+from pydantic import SecretStr
 
 from .. import __version__
 from .._http import (
@@ -36,13 +37,14 @@ from .._http import (
     Redactor,
     RequestSpec,
     RetryPolicy,
-    Secret,
     SyncHttp,
 )
 from ..errors import ApiError, ConfigError, InvalidResponseError
+from ..redaction import as_secret
 from .models import (
     CancellationCreate,
     CancellationItem,
+    Carrier,
     CursorPage,
     Order,
     OrderCollection,
@@ -235,7 +237,7 @@ class _ScayleBase:
     def __init__(
         self,
         base_url: str,
-        token: str | Secret,
+        token: str | SecretStr,
         *,
         shop_key: str | None = None,
         country_code: str | None = None,
@@ -248,7 +250,7 @@ class _ScayleBase:
     ) -> None:
         if not base_url:
             raise ConfigError("SCAYLE base_url is required")
-        self._token = Secret(token)
+        self._token = as_secret(token)
         if not self._token:
             raise ConfigError("SCAYLE token is required")
         self.base_url = base_url.rstrip("/")
@@ -261,7 +263,7 @@ class _ScayleBase:
         self._core = HttpCore(
             self.base_url,
             headers={"User-Agent": f"scayle-orderwise/{__version__}"},
-            auth_headers=lambda: {"X-Access-Token": self._token.get()},
+            auth_headers=lambda: {"X-Access-Token": self._token.get_secret_value()},
             timeout=timeout,
             retry=policy,
             budget=self.budget,
@@ -433,7 +435,7 @@ class _ScayleBase:
         warehouse: str,
         quantity: int,
         changed_at: datetime,
-        sellable_without_stock: bool,
+        sellable_without_stock: bool | None,
         merchant_reference_key: str | None,
         expected_availability_at: date | None,
     ) -> RequestSpec:
@@ -461,6 +463,11 @@ class _ScayleBase:
     def _spec_warehouses(self, cursor: str | None, limit: int | None) -> RequestSpec:
         return RequestSpec(
             "GET", "/warehouses", params={"limit": limit, "cursor": cursor}, scope=SCOPE_GLOBAL_READ
+        )
+
+    def _spec_carriers(self, cursor: str | None, limit: int | None) -> RequestSpec:
+        return RequestSpec(
+            "GET", "/carriers", params={"limit": limit, "cursor": cursor}, scope=SCOPE_GLOBAL_READ
         )
 
     @staticmethod
@@ -527,6 +534,10 @@ class _ScayleBase:
         return _parse(CursorPage[Warehouse], data, spec)
 
     @staticmethod
+    def _carrier_page(data: Any, spec: RequestSpec) -> CursorPage[Carrier]:
+        return _parse(CursorPage[Carrier], data, spec)
+
+    @staticmethod
     def _subscription_page(data: Any, spec: RequestSpec) -> CursorPage[WebhookSubscription]:
         return _parse(CursorPage[WebhookSubscription], data, spec)
 
@@ -546,7 +557,7 @@ class ScayleClient(_ScayleBase):
     def __init__(
         self,
         base_url: str,
-        token: str | Secret,
+        token: str | SecretStr,
         *,
         shop_key: str | None = None,
         country_code: str | None = None,
@@ -738,7 +749,7 @@ class ScayleClient(_ScayleBase):
         quantity: int,
         changed_at: datetime,
         *,
-        sellable_without_stock: bool = False,
+        sellable_without_stock: bool | None = None,
         merchant_reference_key: str | None = None,
         expected_availability_at: date | None = None,
     ) -> VariantStock:
@@ -746,7 +757,9 @@ class ScayleClient(_ScayleBase):
 
         Returns the **stored** stock: when SCAYLE already holds a newer ``changedAt`` it ignores
         the update and answers the stored record, so compare the result with what you sent.
-        ``changed_at`` must be timezone-aware.
+        ``changed_at`` must be timezone-aware. ``sellable_without_stock`` is left out of the body
+        unless given, so a stock push never changes the flag merchants set in the Panel for
+        pre-orders (SCAYLE's bulk stock operations leave it out too).
         """
         spec = self._spec_set_stock(
             sku,
@@ -776,6 +789,22 @@ class ScayleClient(_ScayleBase):
     def list_warehouses(self) -> builtins.list[Warehouse]:
         """All warehouses as a list (cache ``id`` ↔ ``reference_key`` from it)."""
         return list(self.iter_warehouses())
+
+    # -- carriers ----------------------------------------------------------------------------------
+
+    def iter_carriers(self, *, limit: int | None = None) -> CursorPager[Carrier]:
+        """All carriers of the tenant (``GET /carriers``, cursor collection): the keys a shipment's
+        ``carrier`` may name."""
+
+        def fetch(cursor: str | None) -> CursorPage[Carrier]:
+            spec = self._spec_carriers(cursor, limit)
+            return self._carrier_page(self._call(spec), spec)
+
+        return CursorPager(fetch)
+
+    def list_carriers(self) -> builtins.list[Carrier]:
+        """All carriers as a list."""
+        return list(self.iter_carriers())
 
     # -- webhooks --------------------------------------------------------------------------------
 
@@ -820,7 +849,7 @@ class AsyncScayleClient(_ScayleBase):
     def __init__(
         self,
         base_url: str,
-        token: str | Secret,
+        token: str | SecretStr,
         *,
         shop_key: str | None = None,
         country_code: str | None = None,
@@ -1011,7 +1040,7 @@ class AsyncScayleClient(_ScayleBase):
         quantity: int,
         changed_at: datetime,
         *,
-        sellable_without_stock: bool = False,
+        sellable_without_stock: bool | None = None,
         merchant_reference_key: str | None = None,
         expected_availability_at: date | None = None,
     ) -> VariantStock:
@@ -1044,6 +1073,21 @@ class AsyncScayleClient(_ScayleBase):
     async def list_warehouses(self) -> builtins.list[Warehouse]:
         """All warehouses as a list."""
         return await self.iter_warehouses().collect()
+
+    # -- carriers ----------------------------------------------------------------------------------
+
+    def iter_carriers(self, *, limit: int | None = None) -> AsyncCursorPager[Carrier]:
+        """All carriers of the tenant (async cursor collection)."""
+
+        async def fetch(cursor: str | None) -> CursorPage[Carrier]:
+            spec = self._spec_carriers(cursor, limit)
+            return self._carrier_page(await self._call(spec), spec)
+
+        return AsyncCursorPager(fetch)
+
+    async def list_carriers(self) -> builtins.list[Carrier]:
+        """All carriers as a list."""
+        return await self.iter_carriers().collect()
 
     # -- webhooks --------------------------------------------------------------------------------
 

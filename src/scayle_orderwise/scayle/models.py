@@ -554,11 +554,13 @@ class OrderItem(ScayleModel):
 
     @property
     def is_shipped(self) -> bool:
-        """True when the unit was reported shipped (``shippedAt`` or a shipped status)."""
-        return self.shipped_at is not None or self.status in (
-            ItemStatus.DELIVERABLE,
-            ItemStatus.DELIVERED,
-        )
+        """True when the unit carries a ``shippedAt`` time.
+
+        The status says nothing about shipping: SCAYLE's SDKs list ``deliverable`` without a
+        shipping meaning, and their fixtures show shipped units as ``available``. A unit linked to
+        a shipped package counts too: see :meth:`Order.shipped_item_ids`.
+        """
+        return self.shipped_at is not None
 
     @property
     def is_returned(self) -> bool:
@@ -746,6 +748,17 @@ class Package(ScayleModel):
     tracking: Tracking | None = None
     return_ident_code: str | None = None
 
+    @property
+    def is_shipped(self) -> bool:
+        """True for a parcel that left: a ``shippedAt`` time, a ``shipmentKey`` (the tracking
+        number a shipment gave it) or ``deliveryStatus`` ``shipment_completed``. A parcel SCAYLE
+        only planned at checkout has none of these."""
+        return (
+            self.shipped_at is not None
+            or bool(self.shipment_key)
+            or self.delivery_status == "shipment_completed"
+        )
+
 
 class ShopCountry(ScayleModel):
     """``Order.shopCountry``; ``country_code`` is alpha-2 (any case)."""
@@ -842,6 +855,16 @@ class Order(ScayleModel):
             if item.id == item_id:
                 return item
         raise KeyError(item_id)
+
+    def shipped_item_ids(self) -> set[int]:
+        """Ids of the units that shipped: a ``shippedAt`` time, or linked to a shipped package
+        (:attr:`Package.is_shipped`). Item statuses are not read (see :attr:`OrderItem.is_shipped`)."""
+        parcels = {p.id for p in self.packages if p.id is not None and p.is_shipped}
+        return {
+            item.id
+            for item in self.items
+            if item.is_shipped or (item.package_id is not None and item.package_id in parcels)
+        }
 
     def items_by_sku(self) -> dict[str | None, list[OrderItem]]:
         """Units grouped by SKU (variant reference key), in order of appearance."""

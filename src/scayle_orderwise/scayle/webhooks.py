@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_ORDER_ID",
     "ORDER_INTAKE_EVENTS",
+    "OUT_OF_STOCK_EVENTS",
     "authenticate",
     "check_size",
     "classify",
@@ -58,6 +59,10 @@ CANCEL_EVENTS = frozenset(
     {"order-cancelled", "order-canceled", "order-item-cancelled", "order-item-canceled"}
 )
 """Events that announce a customer cancellation (both spellings SCAYLE uses)."""
+
+OUT_OF_STOCK_EVENTS = frozenset({"order-item-out-of-stock"})
+"""Events that announce units SCAYLE removed from an order at delegation (out of stock): the
+cancellations flow takes them, as they leave OrderWise holding units SCAYLE will not sell."""
 
 
 def authenticate(headers: Mapping[str, str], username: str | None, password: str | None) -> None:
@@ -209,7 +214,7 @@ def dedupe_key(event: WebhookEvent, body: bytes | str) -> str:
 def classify(event: WebhookEvent) -> str:
     """``"order"``, ``"cancellation"`` or ``"other"`` for routing."""
     name = event.event_name
-    if name in CANCEL_EVENTS:
+    if name in CANCEL_EVENTS or name in OUT_OF_STOCK_EVENTS:
         return "cancellation"
     if name in ORDER_INTAKE_EVENTS:
         return "order"

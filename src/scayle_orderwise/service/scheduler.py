@@ -12,8 +12,11 @@ example adaptive inventory polling) supplies its own pacer::
 
     FlowScheduler(connector, pacers={"inventory": BusyInventory()})
 
-:meth:`FlowScheduler.wake` starts a flow's next pass at once (the webhook endpoint wakes the order
-and cancellation flows when it records an event).
+:meth:`FlowScheduler.wake` starts a flow's next pass early (the webhook endpoint wakes the order
+and cancellation flows when it records an event), after the flow's ``wake_delay_seconds`` so that a
+burst of events shares one pass. A pass the webhooks woke pushes what they recorded; only the
+passes on the flow's own interval walk SCAYLE's order list (the safety-net poll), so a webhook never
+costs a walk of the whole list.
 
 Stopping (SIGTERM): :meth:`FlowScheduler.stop` closes the claim gate first, so a running pass takes no
 new record from the ledger and finishes the ones it holds; it waits up to the grace period, then
@@ -111,7 +114,7 @@ class _FlowThread:
     def __init__(
         self,
         name: str,
-        run: Callable[[], SyncResult],
+        run: Callable[[bool], SyncResult],
         schedule: FlowSchedule,
         pacer: Pacer,
     ) -> None:
@@ -155,14 +158,15 @@ class FlowScheduler:
         self._ungated = connector.context.store
         self.gate = ClaimGate(self._ungated)
         connector.context.store = cast(IdempotencyStore, self.gate)
-        runs: dict[str, Callable[[], SyncResult]] = {
-            "orders": connector.sync_orders,
-            "cancellations": connector.sync_cancellations,
-            "fulfilments": connector.sync_fulfilments,
-            "inventory": connector.sync_inventory,
+        # Each runner takes whether webhooks woke the pass: a woken orders pass skips the poll.
+        runs: dict[str, Callable[[bool], SyncResult]] = {
+            "orders": lambda woken: connector.sync_orders(poll=not woken),
+            "cancellations": lambda _woken: connector.sync_cancellations(),
+            "fulfilments": lambda _woken: connector.sync_fulfilments(),
+            "inventory": lambda _woken: connector.sync_inventory(),
         }
         if reconcile is not None:
-            runs["reconciliation"] = reconcile
+            runs["reconciliation"] = lambda _woken: reconcile()
         self._flows = {
             name: _FlowThread(name, run, self.schedules[name], self.pacers.get(name, FixedPacer()))
             for name, run in runs.items()
@@ -202,15 +206,18 @@ class FlowScheduler:
             for f in self._flows.values()
         }
 
-    def run_pass(self, name: str) -> SyncResult | None:
-        """Run one pass of ``name`` on the calling thread, record and report it."""
+    def run_pass(self, name: str, *, woken: bool = False) -> SyncResult | None:
+        """Run one pass of ``name`` on the calling thread, record and report it.
+
+        ``woken``: webhooks started this pass (the orders flow then skips its poll).
+        """
         flow = self._flows[name]
         started = time.monotonic()
         flow.busy.set()
         result: SyncResult | None = None
         error: str | None = None
         try:
-            result = flow.run()
+            result = flow.run(woken)
         except ConnectorError as exc:
             error = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # a pass must never kill its thread
@@ -234,9 +241,10 @@ class FlowScheduler:
         return result if ok else None
 
     def _loop(self, flow: _FlowThread) -> None:
+        woken = False
         while not self._stopping.is_set():
             flow.next_at = None
-            result = self.run_pass(flow.name)
+            result = self.run_pass(flow.name, woken=woken)
             if self._stopping.is_set():
                 return
             try:
@@ -246,8 +254,12 @@ class FlowScheduler:
                 delay = flow.schedule.interval_seconds
             delay = max(0.0, delay)
             flow.next_at = time.monotonic() + delay
-            flow.wake.wait(delay)
+            woken = flow.wake.wait(delay)
             flow.wake.clear()
+            if woken and not self._stopping.is_set():
+                # Let the rest of a burst arrive, so its events share one pass.
+                self._stopping.wait(flow.schedule.wake_delay_seconds)
+                flow.wake.clear()
 
     def stop(self, grace: float | None = None) -> bool:
         """Stop taking work, let running passes finish for up to ``grace`` seconds (default

@@ -26,6 +26,7 @@ from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
+from ..redaction import dsn_redactor
 from .base import (
     CLAIM_REASON,
     RECLAIM_REASON,
@@ -221,6 +222,8 @@ class PostgresStore(StoreBase):
     ) -> None:
         super().__init__(clock=clock)
         self._dsn = dsn
+        # libpq quotes the URI or the password in its errors: redact them where the DSN enters.
+        self._redact = dsn_redactor(dsn)
         self.schema = schema
         self.table_prefix = table_prefix
         self.page_size = max(1, page_size)
@@ -281,6 +284,7 @@ class PostgresStore(StoreBase):
         conn: Conn | None = getattr(self._local, "conn", None)
         if conn is not None and not conn.closed and not conn.broken:
             return conn
+        failure = None
         try:
             conn = psycopg.connect(
                 self._dsn,
@@ -290,7 +294,9 @@ class PostgresStore(StoreBase):
             )
             conn.execute("SET TIME ZONE 'UTC'")
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from None
+            failure = self._redact(f"cannot connect to PostgreSQL: {str(exc).strip()}")
+        if failure is not None or conn is None:  # outside the handler: libpq may quote the DSN
+            raise StoreError(failure or "cannot connect to PostgreSQL")
         with self._lock:
             if self._closed:
                 conn.close()
@@ -315,13 +321,16 @@ class PostgresStore(StoreBase):
 
     @contextmanager
     def _txn(self) -> Iterator[Conn]:
+        failure = None
         try:
             conn = self._connection()
             with conn.transaction():
                 yield conn
         except psycopg.Error as exc:
             self._discard_if_broken()
-            raise StoreError(f"PostgreSQL store: {type(exc).__name__}: {exc}") from exc
+            failure = self._redact(f"PostgreSQL store: {type(exc).__name__}: {str(exc).strip()}")
+        if failure is not None:
+            raise StoreError(failure)
 
     def _discard_if_broken(self) -> None:
         conn: Conn | None = getattr(self._local, "conn", None)

@@ -14,6 +14,7 @@ from ..alerts import AlertDispatcher
 from ..config import FlowSettings, InventorySettings
 from ..errors import ConnectorError, TransientError
 from ..store import Record, State
+from .tenant_setup import TenantSetupCache
 
 if TYPE_CHECKING:
     from ..mapping import OrderMapper
@@ -44,6 +45,8 @@ class FlowContext:
     status_map: dict[str, Any] | None = None
     clock: Callable[[], datetime] = utcnow
     logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger("scayle_orderwise.sync"))
+    tenant: TenantSetupCache = attrs.field(factory=TenantSetupCache)
+    """The SCAYLE tenant's warehouses and carriers, read once (see :mod:`.tenant_setup`)."""
 
     @property
     def lease(self) -> timedelta:

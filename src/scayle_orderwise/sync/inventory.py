@@ -39,7 +39,9 @@ Outcome counts of :class:`~scayle_orderwise.sync.SyncResult` (``result["pushed"]
 unclear or stale-rejected push since), ``superseded`` (older than
 what SCAYLE already holds: a figure re-read in the overlap, or one SCAYLE is known to hold newer),
 ``already_rejected`` (the same figure was refused before), ``stale_rejected``, ``unknown_variant``
-(SCAYLE answered 404 for the SKU), ``unknown_warehouse``, ``deferred`` (retried next pass),
+(SCAYLE answered 404 for the SKU), ``unknown_warehouse`` (SCAYLE's ``GET /warehouses``, read once
+per connector, does not list it: nothing is sent to it, one
+:attr:`~scayle_orderwise.alerts.AlertKind.SETUP_MISMATCH` alert names it), ``deferred`` (retried next pass),
 ``failed`` (SCAYLE refused the input; not retried until the figure changes), ``unmapped_sku``,
 ``no_warehouse``, ``no_timestamp``, ``bad_rows`` (export rows the wire model refused: skipped,
 logged and alerted once, see :mod:`.bad_rows`; the other rows and the watermark go on).
@@ -57,6 +59,7 @@ nothing is pushed and the blocker stays until the published figure changes or th
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -267,6 +270,9 @@ class InventorySync:
         self._reverse_skus: dict[str, str] | None = (
             None if sku_map is None else {code: sku for sku, code in sku_map.items()}
         )
+        self._missing_warehouses: dict[str, str] = {}  # warehouse → why nothing is sent to it
+        self._reported: set[str] = set()
+        self._report_lock = threading.Lock()
 
     # ------------------------------------------------------------------------- hooks (override)
 
@@ -414,8 +420,43 @@ class InventorySync:
     # ------------------------------------------------------------------------------------ pushes
 
     def push_all(self, figures: Sequence[StockFigure]) -> list[PushOutcome]:
-        """Push every figure (on up to ``inventory.max_workers`` threads); outcomes in input order."""
+        """Push every figure (on up to ``inventory.max_workers`` threads); outcomes in input order.
+
+        Figures for a warehouse SCAYLE does not have are not sent (``unknown_warehouse``, one
+        :attr:`~scayle_orderwise.alerts.AlertKind.SETUP_MISMATCH` per warehouse).
+        """
+        self._check_warehouses(figures)
         return _map_bounded(self.push, figures, self.ctx.inventory.max_workers)
+
+    def _scayle_warehouses(self) -> frozenset[str] | None:
+        """The tenant's warehouses, read once per connector (``None``: could not be read)."""
+        return self.ctx.tenant.warehouses(self.ctx.scayle, self.ctx.clock()).keys
+
+    def _check_warehouses(self, figures: Sequence[StockFigure]) -> None:
+        known = self._scayle_warehouses() if figures else None
+        if known is None:
+            return
+        wanted: dict[str, int] = {}
+        for figure in figures:
+            wanted[figure.warehouse] = wanted.get(figure.warehouse, 0) + 1
+        for warehouse, count in sorted(wanted.items()):
+            subject = f"warehouse:{warehouse}"
+            if warehouse in known:
+                self.ctx.alerts.resolve(AlertKind.SETUP_MISMATCH, subject)
+                continue
+            self._missing_warehouses[warehouse] = (
+                f"SCAYLE has no warehouse {warehouse!r} (GET /warehouses lists "
+                f"{', '.join(sorted(known)) or 'none'}): stock for {count} SKU(s) was not sent; "
+                "create the warehouse in SCAYLE or correct inventory.location_warehouses / "
+                "inventory.default_warehouse"
+            )
+            self.ctx.alerts.raise_alert(
+                AlertKind.SETUP_MISMATCH,
+                subject,
+                self._missing_warehouses[warehouse],
+                cause="missing_warehouse",
+                details={"warehouse": warehouse, "skus": count},
+            )
 
     def push(self, figure: StockFigure) -> PushOutcome:
         """Decide, push and record one figure; never raises except for auth/config problems."""
@@ -425,6 +466,11 @@ class InventorySync:
         skip = state.skip_reason(figure)
         if skip is not None:
             return PushOutcome(figure, skip)
+        missing = self._missing_warehouses.get(figure.warehouse)
+        if missing is not None:  # found missing before the pushes: nothing is sent
+            self._refused(name, state, figure, UNKNOWN_WAREHOUSE)
+            first = self._first_report(figure.warehouse)
+            return PushOutcome(figure, UNKNOWN_WAREHOUSE, missing if first else None)
         try:
             echo = ctx.scayle.set_stock(
                 figure.sku, figure.warehouse, figure.quantity, figure.changed_at
@@ -432,7 +478,7 @@ class InventorySync:
         except (AuthenticationError, ConfigError):
             raise
         except NotFoundError as exc:
-            outcome = UNKNOWN_WAREHOUSE if "WAREHOUSE" in (exc.error_key or "") else UNKNOWN_VARIANT
+            outcome = self._not_found(figure, exc)
             self._refused(name, state, figure, outcome)
             ctx.log("stock_not_found", sku=figure.sku, warehouse=figure.warehouse, outcome=outcome)
             return PushOutcome(figure, outcome, f"{figure.sku}@{figure.warehouse}: {exc}")
@@ -490,6 +536,26 @@ class InventorySync:
             stored=echo.quantity,
         )
         return PushOutcome(figure, STALE_REJECTED)
+
+    def _not_found(self, figure: StockFigure, exc: NotFoundError) -> str:
+        """What a 404 on a push means. The warehouse was checked against ``GET /warehouses``, so
+        the variant is missing, unless SCAYLE names the warehouse (deleted since the check: read
+        the list again next pass). Without the list, the error key is all there is to go on."""
+        says_warehouse = "WAREHOUSE" in (exc.error_key or "").upper()
+        known = self._scayle_warehouses()
+        if known is not None and figure.warehouse in known and not says_warehouse:
+            return UNKNOWN_VARIANT
+        if known is not None and says_warehouse:
+            self.ctx.tenant.forget("warehouses")
+        return UNKNOWN_WAREHOUSE if says_warehouse else UNKNOWN_VARIANT
+
+    def _first_report(self, warehouse: str) -> bool:
+        """True the first time a missing warehouse is reported in this pass (one error line)."""
+        with self._report_lock:
+            if warehouse in self._reported:
+                return False
+            self._reported.add(warehouse)
+            return True
 
     def _in_doubt(self, name: str, state: PairState) -> None:
         """After an unclear push SCAYLE may hold the new figure or the old one: forget which, so

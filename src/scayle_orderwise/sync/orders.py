@@ -56,6 +56,7 @@ from ..orderwise.models import OrderSummary
 from ..scayle.client import SCOPE_ORDERS_WRITE
 from ..scayle.models import Order
 from ..store import Record, State
+from ..store.base import ClaimHeldError
 from .context import FlowContext, SyncResult
 
 __all__ = [
@@ -78,6 +79,8 @@ REFERENCE_KIND = "reference_write"
 """Ledger kind of a reference write-back to SCAYLE that waits (for budget, or after a failure)."""
 ATTEMPTED_AT = "attempted_at"
 """Payload field: when the most recent create for the order may have left (see the invariant)."""
+LEGACY_SENT_AT = "sent_at"
+"""The same time under the name 0.1.0 reads, so a 0.1.0 worker sharing the ledger waits too."""
 WEBHOOK_KEY = "webhook_key"
 """Payload field: the de-duplication key of the webhook envelope that recorded the order."""
 POLL_WATERMARK = "orders:poll_watermark"
@@ -133,7 +136,6 @@ class OrderSync:
     def __init__(self, ctx: FlowContext) -> None:
         self.ctx = ctx
         self._attempted: str | None = None
-        self._started = ctx.clock()
         self._seen: set[str] = set()  # order records this pass took already
 
     # ----------------------------------------------------------------------------------------- intake
@@ -171,7 +173,7 @@ class OrderSync:
             for entity_id, problem in page.rejected:
                 self._set_aside(entity_id, problem, result)
             if cache:
-                self.push_due(result, cache, as_of=ctx.clock())
+                self.push_due(result, cache)
         ctx.store.set_cursor(POLL_WATERMARK, started.isoformat())
 
     @staticmethod
@@ -195,10 +197,10 @@ class OrderSync:
             ctx.store.ensure(
                 key, kind=ORDER_KIND, subject=str(order_id), state=State.QUARANTINED, reason=reason
             )
-        elif record.state == State.PENDING:
-            ctx.store.mark(key, State.QUARANTINED, reason=reason)
-        else:
-            return
+        elif record.state != State.PENDING or not _mark_unless_held(
+            ctx, key, State.QUARANTINED, reason
+        ):
+            return  # a worker holding it reads the order again and meets the problem itself
         result.add("quarantined")
         ctx.alerts.raise_alert(
             AlertKind.ORDER_QUARANTINED,
@@ -225,8 +227,9 @@ class OrderSync:
                     reason=reason,
                 )
                 result.add("cancelled_before_import")
-            elif record.state == State.PENDING:
-                store.mark(key, State.CANCELLED, reason=reason)
+            elif record.state == State.PENDING and _mark_unless_held(
+                self.ctx, key, State.CANCELLED, reason
+            ):
                 result.add("cancelled_before_import")
             return
         if not is_importable(order):
@@ -244,34 +247,39 @@ class OrderSync:
         """Poll (optional) and push page by page, push what else is due (webhooks, retries),
         catch up on reference write-backs, raise stall alerts."""
         result = SyncResult("orders")
-        self._started = self.ctx.clock()
         if poll and self.ctx.flows.order_poll:
             self.poll(result)
-        # Due before the pass began: what a record re-queued during the pass waits for is later.
-        self.push_due(result, {}, as_of=self._started)
+        self.push_due(result, {})
         self.retry_reference_writes(result)
         self.check_stalled(result)
         return result
 
-    def push_due(self, result: SyncResult, cache: Mapping[int, Order], *, as_of: datetime) -> None:
-        """Claim order records due ``as_of`` in small batches, look each batch up in OrderWise
-        with one call, and process them, until none is left. A record is processed once a pass."""
+    def push_due(self, result: SyncResult, cache: Mapping[int, Order]) -> None:
+        """Claim due order records in small batches, look each batch up in OrderWise with one
+        call, and process them, until none is left. A record is processed once a pass: one
+        taken again (it became due again during the pass) goes back to wait for the next."""
         ctx = self.ctx
         seen = self._seen
+        requeued: set[str] = set()
         while True:
             batch = ctx.store.claim_next(
                 ORDER_KIND,
                 owner=ctx.worker_id,
                 lease=ctx.lease,
                 limit=ctx.flows.batch_size,
-                now=as_of,
+                now=ctx.clock(),
             )
             fresh = [r for r in batch if r.key not in seen]
-            for record in batch:
-                if record.key in seen:  # taken again within one pass: leave it for the next
-                    self._requeue(record)
+            again = [r for r in batch if r.key in seen]
+            # Taken again after being put back already: everything due before it was claimed.
+            cycled = any(r.key in requeued for r in again)
+            for record in again:
+                self._requeue(record)
+                requeued.add(record.key)
             if not fresh:
-                return
+                if cycled or len(batch) < ctx.flows.batch_size:
+                    return
+                continue
             seen.update(r.key for r in fresh)
             looked_up_at = ctx.clock()
             found = self._look_up(fresh, result)
@@ -444,17 +452,19 @@ class OrderSync:
             }
             for line in mapped.lines
         ]
+        # Recovery point (one write): hold the claim for the whole call and record that a request
+        # may leave now, so whoever claims this order next looks it up and waits out the grace
+        # from this attempt. Stamped last, just before the request, never earlier.
+        stamp = ctx.clock().isoformat()
         sent_payload: dict[str, Any] = {
             **({WEBHOOK_KEY: record.payload[WEBHOOK_KEY]} if WEBHOOK_KEY in record.payload else {}),
             "reference": reference,
-            ATTEMPTED_AT: now.isoformat(),
+            ATTEMPTED_AT: stamp,
+            LEGACY_SENT_AT: stamp,  # what 0.1.0 workers sharing the ledger read
             "currency": mapped.currency,
             "total_gross": mapped.total_gross,
             "lines": line_items,
         }
-        # Recovery point (one write): hold the claim for the whole call and record that a request
-        # may leave now, so whoever claims this order next looks it up and waits out the grace
-        # from this attempt.
         try:
             ctx.store.renew(record.key, owner=ctx.worker_id, lease=ctx.lease, payload=sent_payload)
         except ClaimLostError:
@@ -470,7 +480,7 @@ class OrderSync:
                 owner=ctx.worker_id,
                 reason=f"outcome unclear ({exc}); look up before re-sending",
                 payload=sent_payload,
-                next_attempt_at=now,
+                next_attempt_at=ctx.clock(),
             )
             result.add("ambiguous")
             return
@@ -556,6 +566,11 @@ class OrderSync:
             result.add("reference_deferred")  # waits in the ledger until ordersWrite frees up
         else:
             written = self._write_reference(order_id, reference)
+            if not written:
+                result.add("reference_write_failed")  # waits in the ledger; later passes retry
+        if not written:
+            # Noted before the acknowledgement, so a ledger failure in between loses nothing.
+            ctx.store.ensure(reference_key(order_id), kind=REFERENCE_KIND, subject=str(order_id))
         payload = {**payload, "reference_written": written, "orderwise_order_number": order_number}
         ctx.store.transition(
             record.key,
@@ -566,8 +581,6 @@ class OrderSync:
             external_ref=order_number,
             payload=payload,
         )
-        if not written:
-            ctx.store.ensure(reference_key(order_id), kind=REFERENCE_KIND, subject=str(order_id))
         ctx.alerts.resolve(AlertKind.ORDER_STALLED, str(order_id))
         ctx.alerts.resolve(AlertKind.ORDER_QUARANTINED, str(order_id))
         ctx.log(
@@ -638,6 +651,7 @@ class OrderSync:
                     result.add("references_written")
                 else:
                     ctx.release(record, "reference write failed", backoff=True)
+                    result.add("reference_write_failed")
 
     def _quarantine(self, record: Record, reason: str, code: str, result: SyncResult) -> None:
         ctx = self.ctx
@@ -687,6 +701,15 @@ class Lookup:
     at: datetime
 
 
+def _mark_unless_held(ctx: FlowContext, key: str, to_state: State, reason: str) -> bool:
+    """Move a record without a claim; ``False`` when another worker claimed it meanwhile."""
+    try:
+        ctx.store.mark(key, to_state, reason=reason)
+    except ClaimHeldError:
+        return False
+    return True
+
+
 def reference_key(order_id: int | str) -> str:
     """The ledger key of a SCAYLE order's pending reference write-back."""
     return f"reference:{order_id}"
@@ -703,7 +726,7 @@ def last_attempt_at(ctx: FlowContext, record: Record) -> datetime | None:
     cursor in ledgers written by 0.1.0), so the grace always runs from the most recent attempt.
     """
     payload = record.payload or {}
-    times = [payload.get(ATTEMPTED_AT), payload.get("sent_at")]
+    times = [payload.get(ATTEMPTED_AT), payload.get(LEGACY_SENT_AT)]
     if record.may_have_been_sent:
         times.append(ctx.store.get_cursor(_legacy_sent_cursor(int(record.subject))))
     parsed = [datetime.fromisoformat(t) for t in times if isinstance(t, str) and t]

@@ -82,10 +82,25 @@ def code_label(ref: str | None) -> str:
     return f"{ref} ({short})" if short != ref else ref
 
 
-def settings_env(server: Any, *, store_url: str, worker_id: str, **extra: str) -> dict[str, str]:
-    """The environment a deployment gives a worker: settings and secrets for the served fakes."""
+def settings_env(
+    server: Any, *, store_url: str, worker_id: str, code: str | None = None, **extra: str
+) -> dict[str, str]:
+    """The environment a deployment gives a worker: settings and secrets for the served fakes.
+
+    The working tree (``code=None``) also gets the batch lookup definition
+    (``orders_by_references``), which an installation configures once; 0.1.0 knew no such setting.
+    """
     sandbox = server.sandbox
     exports = sandbox.orderwise.export_definitions
+    definitions = {
+        "order_changes": exports.order_changes,
+        "order_by_reference": exports.order_by_reference,
+        "stock_changes": exports.stock_changes,
+        "order_details": exports.order_details,
+    }
+    batch = getattr(exports, "orders_by_references", None)
+    if code is None and batch is not None:
+        definitions["orders_by_references"] = batch
     env = {
         "SCAYLE_ORDERWISE_SCAYLE__BASE_URL": server.scayle_base_url,
         "SCAYLE_ORDERWISE_SCAYLE__TOKEN": sandbox.scayle.token,
@@ -96,14 +111,7 @@ def settings_env(server: Any, *, store_url: str, worker_id: str, **extra: str) -
         "SCAYLE_ORDERWISE_ORDERWISE__USERNAME": sandbox.orderwise.username,
         "SCAYLE_ORDERWISE_ORDERWISE__PASSWORD": sandbox.orderwise.password,
         "SCAYLE_ORDERWISE_ORDERWISE__SESSION_ID": str(sandbox.orderwise.session_id),
-        "SCAYLE_ORDERWISE_ORDERWISE__EXPORT_DEFINITIONS": json.dumps(
-            {
-                "order_changes": exports.order_changes,
-                "order_by_reference": exports.order_by_reference,
-                "stock_changes": exports.stock_changes,
-                "order_details": exports.order_details,
-            }
-        ),
+        "SCAYLE_ORDERWISE_ORDERWISE__EXPORT_DEFINITIONS": json.dumps(definitions),
         "SCAYLE_ORDERWISE_ALERTS__LOG": "false",
         "SCAYLE_ORDERWISE_STORE__URL": store_url,
         "SCAYLE_ORDERWISE_WORKER_ID": worker_id,

@@ -68,6 +68,7 @@ def run_one(size: int, code: str | None) -> dict[str, Any]:
             server,
             store_url=f"sqlite:///{folder / 'ledger.db'}",
             worker_id="mem",
+            code=code,
             SCAYLE_ORDERWISE_MAPPING=json.dumps(MAPPING),
         )
         proc = start_worker("memory", env, code=code, log=log)

@@ -91,6 +91,7 @@ def run_one(
                     server,
                     store_url=dsn,
                     worker_id=f"w{i + 1}",
+                    code=code,
                     PEAK_SCHEMA=schema,
                     PEAK_STOP_FILE=str(stop),
                 ),

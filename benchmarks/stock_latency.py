@@ -102,7 +102,10 @@ def run_one(
     rng = random.Random(seed)
     with serve("127.0.0.1", 0, sandbox, delay=delay) as server:
         env = settings_env(
-            server, store_url=f"sqlite:///{folder / 'ledger.db'}", worker_id="stock-watch"
+            server,
+            store_url=f"sqlite:///{folder / 'ledger.db'}",
+            worker_id="stock-watch",
+            code=code,
         )
         proc = start_worker_cli(env, code, folder / "watch.log")
         try:

@@ -144,6 +144,7 @@ order_by_reference = {ow.export_definitions.order_by_reference}
 stock_changes = {ow.export_definitions.stock_changes}
 order_details = {ow.export_definitions.order_details}
 stock_full = {ow.export_definitions.stock_full}
+orders_by_references = {ow.export_definitions.orders_by_references}
 
 [store]
 url = "sqlite:///{ledger}"

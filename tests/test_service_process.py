@@ -199,6 +199,28 @@ def test_configured_service_pushes_a_webhook_order_and_reports_readiness(
         assert secret not in logs
 
 
+def test_serve_warns_at_start_about_what_the_scayle_tenant_lacks(
+    served: SandboxServer, tmp_path: Path
+) -> None:
+    """Like ``sync``, ``serve`` checks the warehouses and carriers the settings name against SCAYLE
+    when it starts, and says what is missing (then serves all the same)."""
+    config = tmp_path / "scayle-orderwise.toml"
+    env = write_config(
+        config,
+        served,
+        tmp_path / "ledger.db",
+        extra=FAST_SCHEDULE,
+        flows='default_carrier = "NO-SUCH-CARRIER"',
+    )
+    port = free_port()
+    with ServiceProcess(
+        ["serve", "-c", str(config), "--port", str(port)], tmp_path, port=port, env=env
+    ) as service:
+        service.wait_up()
+        assert "warning:" in service.logs() and "NO-SUCH-CARRIER" in service.logs(), service.logs()
+        assert service.terminate() == 0, service.logs()
+
+
 # -------------------------------------------------------------------------------------- SIGTERM
 
 

@@ -825,6 +825,7 @@ def serve(
         _sandbox, connector = sandbox_connector(work, seed=seed)
     else:
         connector = _connector(config)
+        _warn_setup(connector)  # warehouses and carriers the settings name but SCAYLE lacks
     service = connector.settings.service
     try:
         code = run_service(

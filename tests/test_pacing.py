@@ -168,3 +168,12 @@ def test_pacers_fit_the_service_scheduler() -> None:
     assert adaptive.next_delay(result(pushed=1), 60.0) == 2.0
     assert adaptive.next_delay(result(), 60.0) == 3.0  # the scheduler's interval is not a bound
     assert fixed.next_delay(None, 60.0) == 7.0
+
+
+def test_a_pass_that_only_deferred_backs_off() -> None:
+    # SCAYLE down or rate-limited: every push is deferred, nothing reaches the shop. Polling
+    # OrderWise and re-pushing every figure at the fastest pace would hammer a struggling API.
+    pacer = pacer_for("inventory", InventorySettings())
+    delays = [pacer.next_delay(result(rows_read=50, deferred=50)) for _ in range(5)]
+    assert delays[-1] == InventorySettings().poll_max_seconds
+    assert pacer.next_delay(result(pushed=1, deferred=49)) == InventorySettings().poll_min_seconds

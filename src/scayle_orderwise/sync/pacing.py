@@ -17,7 +17,8 @@ The stock flow is the one that needs it: a pass that finds nothing costs one Ord
 call, and a stock change should reach the shop in seconds. With the defaults it polls every 2 s
 while changes flow and backs off by half each quiet pass to 10 s, so a change waits at most about
 10 s plus the pass, and a quiet night costs six exports a minute. A failed pass counts as quiet (a
-struggling OrderWise is not polled harder). Pacers keep no clock and no thread: one per loop.
+struggling OrderWise is not polled harder), and so does a stock pass whose pushes were only
+deferred (a struggling SCAYLE is not pushed to harder). Pacers keep no clock and no thread: one per loop.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ __all__ = [
 ]
 
 BUSY_OUTCOMES: dict[str, frozenset[str]] = {
-    "inventory": frozenset({"pushed", "deferred", "stale_rejected", "failed"}),
+    # not "deferred": a pass whose pushes all failed transiently (SCAYLE down or rate-limited)
+    # is retried at a slowing pace, not re-pushed every few seconds
+    "inventory": frozenset({"pushed", "stale_rejected", "failed"}),
     "orders": frozenset({"pushed", "adopted", "discovered", "deferred", "references_written"}),
     "fulfilments": frozenset({"shipped", "packages_recorded", "adopted", "deferred"}),
     "cancellations": frozenset(

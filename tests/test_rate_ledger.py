@@ -219,3 +219,14 @@ def test_shared_workers_never_exceed_the_limit_and_use_most_of_it(
     )
     assert outcome.refused == 0
     assert outcome.accepted >= 0.8 * outcome.feasible
+
+
+def test_headroom_at_or_above_the_limit_still_lets_a_call_through_each_window() -> None:
+    # A headroom the tenant's limit does not cover (rate_headroom = 300 with ordersWrite 300, or a
+    # tenant whose X-RateLimit-Limit is below the headroom) must not stall the scope forever.
+    policy = BudgetPolicy(headroom=10, slack=2.0)
+    grant = apply_acquire(None, "s", want=5, now=T0, policy=policy, default=DEFAULT)
+    assert grant.units == 1
+    assert wait_of(grant.row, now=T0, policy=policy) > 0
+    later = apply_acquire(grant.row, "s", want=5, now=T0 + 62.0, policy=policy, default=DEFAULT)
+    assert later.units == 1

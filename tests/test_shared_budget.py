@@ -353,3 +353,46 @@ def test_a_429_without_timing_holds_for_a_second() -> None:
     a, b, _ = pair()
     a.exhaust("ordersWrite", None)
     assert b.peek("ordersWrite") == pytest.approx(1.0)
+
+
+def test_rate_headroom_holds_for_a_budget_per_process_too(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    apart = Connector.from_settings(_settings(url, rate_budget="process", rate_headroom=5))
+    custom = Connector.from_settings(_settings("memory://", rate_headroom=5), store=PlainStore())  # type: ignore[arg-type]
+    try:
+        for connector in (apart, custom):
+            budget = connector.scayle.budget
+            assert type(budget) is RateBudget
+            budget.update(headers(limit=10, remaining=6, reset=30))
+            assert budget.reserve("ordersWrite") == 0.0  # 5 left: one more, not more than 5
+            assert budget.reserve("ordersWrite") > 0.0
+    finally:
+        apart.close()
+        custom.close()
+
+
+def test_workers_on_postgresql_share_windows_despite_clock_skew(
+    pg_dsn: str, pg_schema: Any
+) -> None:
+    import time
+
+    from scayle_orderwise.store.rate_ledger_postgres import PostgresRateLedger
+
+    schema = pg_schema()
+    limits = {"ordersWrite": (5, 60.0)}
+
+    def skewed() -> float:
+        return time.time() + 70.0
+
+    on_time = SharedRateBudget(PostgresRateLedger(pg_dsn, schema=schema), limits=limits)
+    ahead = SharedRateBudget(
+        PostgresRateLedger(pg_dsn, schema=schema, clock=skewed), limits=limits, clock=skewed
+    )
+    try:
+        assert granted(on_time, 20) == 5
+        # A machine whose clock runs 70 s ahead must not see SCAYLE's current window as over.
+        assert granted(ahead, 20) == 0
+        assert 50.0 < ahead.peek("ordersWrite") < 65.0
+    finally:
+        on_time.close()
+        ahead.close()

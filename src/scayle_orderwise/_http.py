@@ -291,7 +291,7 @@ class RateBudget:
                 left = st.limit - st.in_flight if st.limit is not None else self._headroom + 1
             else:
                 left = st.remaining
-            if left > self._headroom:
+            if left > self._headroom_for(st):
                 return 0.0
             if st.reset_at is None or now >= st.reset_at:
                 return st.window or 1.0
@@ -305,6 +305,12 @@ class RateBudget:
             st = self._states.get(self._resolve(scope))
             if st is not None and st.in_flight > 0:
                 st.in_flight -= 1
+
+    def _headroom_for(self, st: ScopeState) -> int:
+        """The headroom, less when the limit does not cover it: one call per window still goes."""
+        if st.limit is None:
+            return self._headroom
+        return max(0, min(self._headroom, st.limit - 1))
 
     def _reserve(self, scope: str | None, track: bool) -> tuple[float, bool]:
         if scope is None:
@@ -323,7 +329,7 @@ class RateBudget:
                     return 0.0, False
                 st.remaining = max(0, st.limit - st.in_flight)
                 st.reset_at = None
-            if st.remaining > self._headroom:
+            if st.remaining > self._headroom_for(st):
                 st.remaining -= 1
                 if st.reset_at is None and st.window is not None:
                     st.reset_at = now + st.window

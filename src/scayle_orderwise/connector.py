@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._http import RateBudget
 from .alerts import AlertDispatcher, AlertKind, AlertSink, LoggingAlertSink, WebhookAlertSink
 from .config import ConnectorSettings, FlowSettings, InventorySettings
 from .errors import ConfigError, ConnectorError
@@ -337,7 +338,7 @@ class Connector:
             shop_key=s.shop_key,
             country_code=s.country_code,
             company_id=s.company_id,
-            budget=budget,
+            budget=budget if budget is not None else RateBudget(headroom=s.rate_headroom),
         )
         # The optional definitions default to "not configured", never to the sandbox's ids.
         optional = {"stock_full": None, "orders_by_references": None}

@@ -172,6 +172,12 @@ def _tick(row: BudgetRow, now: float, slack: float) -> BudgetRow:
     return attrs.evolve(row, recent_start=now, recent=0, recent_prev=previous)
 
 
+def _spendable(limit: int, policy: BudgetPolicy) -> int:
+    """Calls per window the budget may spend: the limit less the headroom, but always at least
+    one (a headroom the limit does not cover must not stall the scope for good)."""
+    return max(1, limit - policy.headroom)
+
+
 def _recent(row: BudgetRow) -> int:
     return row.recent + row.recent_prev
 
@@ -245,7 +251,7 @@ def apply_acquire(
     if late:
         current = attrs.evolve(current, used=current.used + sum(late.values()))
     carried = tuple(sorted(late))
-    available = limit - policy.headroom - current.used
+    available = _spendable(limit, policy) - current.used
     if available <= 0:
         wait = max(window_end - now, MIN_WAIT)
         return Grant(0, wait, now, current.window_seq, current, carried)
@@ -354,7 +360,7 @@ def wait_of(row: BudgetRow | None, *, now: float, policy: BudgetPolicy) -> float
     if limit is None:
         return 0.0
     current = _rolled(current, now)
-    if limit - policy.headroom - current.used > 0:
+    if _spendable(limit, policy) - current.used > 0:
         return 0.0
     if current.window_end is None:
         return current.window + slack

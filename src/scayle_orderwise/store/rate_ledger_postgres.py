@@ -5,14 +5,22 @@ store's tables): the budget is worth nothing after a crash, so its writes skip t
 log and a grant costs a few round trips, not an ``fsync``. Each step is one transaction that
 locks the scope's row (``SELECT ... FOR UPDATE``), so workers take turns per scope and never
 per ledger. One connection per ledger, shared by its threads under a lock. Needs ``psycopg``.
+
+Workers on several machines agree on time through PostgreSQL: the rows hold the server's clock,
+and each ledger measures how far its machine's clock is from it (on connecting, then every
+:data:`SKEW_CHECK_SECONDS`) and translates, so a machine whose clock is off by more than the
+end-of-window slack neither ends a shared window early (429s) nor late (stalls).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+import attrs
 import psycopg
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
@@ -29,7 +37,14 @@ from .rate_ledger import (
     apply_observe,
 )
 
-__all__ = ["PostgresRateLedger"]
+__all__ = ["SKEW_CHECK_SECONDS", "SKEW_TOLERANCE", "PostgresRateLedger"]
+
+logger = logging.getLogger("scayle_orderwise.store")
+
+SKEW_CHECK_SECONDS = 60.0
+"""How often a ledger measures again how far its machine's clock is from PostgreSQL's."""
+SKEW_TOLERANCE = 0.25
+"""A difference up to this many seconds is ignored (the end-of-window slack absorbs it)."""
 
 _T = TypeVar("_T")
 Conn = psycopg.Connection[DictRow]
@@ -81,6 +96,18 @@ def _row(found: DictRow | None) -> BudgetRow | None:
     )
 
 
+def _shifted(row: BudgetRow, by: float) -> BudgetRow:
+    """``row`` with its times moved ``by`` seconds (between a machine's clock and the server's)."""
+    if by == 0.0:
+        return row
+    return attrs.evolve(
+        row,
+        window_end=None if row.window_end is None else row.window_end + by,
+        blocked_until=None if row.blocked_until is None else row.blocked_until + by,
+        recent_start=row.recent_start + by,
+    )
+
+
 def _values(row: BudgetRow) -> dict[str, Any]:
     return {
         "scope": row.scope,
@@ -102,6 +129,8 @@ class PostgresRateLedger:
 
     ``dsn``, ``schema`` and ``table_prefix`` as for the
     :class:`~scayle_orderwise.store.PostgresStore` it belongs to (the DSN is never shown).
+    ``clock`` is this machine's wall clock, the one the budgets using the ledger read: the
+    ledger translates between it and PostgreSQL's.
     """
 
     def __init__(
@@ -111,8 +140,10 @@ class PostgresRateLedger:
         schema: str | None = None,
         table_prefix: str = "scayle_orderwise_",
         connect_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._dsn = dsn
+        self._clock = clock
         self.schema = schema
         self.table_prefix = table_prefix
         self._connect_timeout = connect_timeout
@@ -121,6 +152,8 @@ class PostgresRateLedger:
         self._lock = threading.Lock()
         self._conn: Conn | None = None
         self._closed = False
+        self._offset = 0.0  # the server's clock less this machine's
+        self._offset_checked: float | None = None  # time.monotonic() of the last measurement
         names = sql.SQL(", ").join(sql.Identifier(c) for c in _COLUMNS)
         self._select = sql.SQL("SELECT {} FROM {} WHERE scope = %s").format(names, self._table)
         self._insert = sql.SQL(
@@ -161,12 +194,38 @@ class PostgresRateLedger:
         except psycopg.Error as exc:
             raise StoreError(f"cannot open the PostgreSQL rate ledger: {exc}") from None
         self._conn = conn
+        self._offset_checked = None
         return conn
+
+    def _measure_offset(self, conn: Conn) -> None:
+        """How far the server's clock is from this machine's (``clock``)."""
+        checked = self._offset_checked
+        if checked is not None and time.monotonic() - checked < SKEW_CHECK_SECONDS:
+            return
+        before = self._clock()
+        found = conn.execute(
+            "SELECT extract(epoch FROM clock_timestamp())::float8 AS now"
+        ).fetchone()
+        after = self._clock()
+        assert found is not None
+        offset = float(found["now"]) - (before + after) / 2
+        if abs(offset) <= max(SKEW_TOLERANCE, (after - before) / 2):
+            offset = 0.0
+        elif abs(offset - self._offset) > SKEW_TOLERANCE:
+            logger.warning(
+                "this machine's clock is %.1fs %s PostgreSQL's: the shared rate budget keeps "
+                "PostgreSQL's time (keep the clocks in sync with NTP)",
+                abs(offset),
+                "behind" if offset > 0 else "ahead of",
+            )
+        self._offset = offset
+        self._offset_checked = time.monotonic()
 
     def _run(self, work: Callable[[Conn], _T]) -> _T:
         with self._lock:
             conn = self._connection()
             try:
+                self._measure_offset(conn)
                 with conn.transaction():
                     return work(conn)
             except psycopg.Error as exc:
@@ -209,18 +268,22 @@ class PostgresRateLedger:
         """See :class:`~scayle_orderwise.store.rate_ledger.RateLedger`."""
 
         def change(row: BudgetRow | None) -> tuple[BudgetRow, Grant]:
+            off = self._offset
             grant = apply_acquire(
                 row,
                 scope,
                 want=want,
-                now=now,
+                now=now + off,
                 policy=policy,
                 default=default,
                 give_back=give_back,
                 give_back_seq=give_back_seq,
                 carry=carry,
             )
-            return grant.row, grant
+            local = attrs.evolve(
+                grant, valid_until=grant.valid_until - off, row=_shifted(grant.row, -off)
+            )
+            return grant.row, local
 
         return self._step(scope, change)
 
@@ -238,17 +301,18 @@ class PostgresRateLedger:
         """See :class:`~scayle_orderwise.store.rate_ledger.RateLedger`."""
 
         def change(row: BudgetRow | None) -> tuple[BudgetRow, BudgetRow]:
+            off = self._offset
             new = apply_observe(
                 row,
                 scope,
                 limit=limit,
                 remaining=remaining,
                 reset_after=reset_after,
-                now=now,
+                now=now + off,
                 policy=policy,
                 default=default,
             )
-            return new, new
+            return new, _shifted(new, -off)
 
         return self._step(scope, change)
 
@@ -264,14 +328,22 @@ class PostgresRateLedger:
         """See :class:`~scayle_orderwise.store.rate_ledger.RateLedger`."""
 
         def change(row: BudgetRow | None) -> tuple[BudgetRow, BudgetRow]:
-            new = apply_block(row, scope, until=until, now=now, policy=policy, default=default)
-            return new, new
+            off = self._offset
+            new = apply_block(
+                row, scope, until=until + off, now=now + off, policy=policy, default=default
+            )
+            return new, _shifted(new, -off)
 
         return self._step(scope, change)
 
     def read(self, scope: str) -> BudgetRow | None:
         """See :class:`~scayle_orderwise.store.rate_ledger.RateLedger`."""
-        return self._run(lambda conn: _row(conn.execute(self._select, (scope,)).fetchone()))
+
+        def work(conn: Conn) -> BudgetRow | None:
+            found = _row(conn.execute(self._select, (scope,)).fetchone())
+            return None if found is None else _shifted(found, -self._offset)
+
+        return self._run(work)
 
     def drop_table(self) -> None:
         """Drop the ledger's table (for tests and teardown)."""

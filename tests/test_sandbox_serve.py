@@ -165,6 +165,25 @@ def test_module_command_serves_until_stopped() -> None:
             proc.wait()
 
 
+def test_every_call_waits_the_configured_delay(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scayle_orderwise.sandbox import serve as serve_module
+
+    waited: list[float] = []
+    monkeypatch.setattr(serve_module.time, "sleep", waited.append)
+    with (
+        serve("127.0.0.1", 0, sandbox, delay=0.25) as server,
+        ScayleClient(
+            server.scayle_base_url, sandbox.scayle.token, shop_key="ac", country_code="GB"
+        ) as client,
+    ):
+        client.get_order(40015)
+        client.set_reference_key(40015, "OW-1")
+        assert server.delay == 0.25
+    assert waited == [0.25, 0.25]
+
+
 def test_sandbox_serve_prints_a_config_that_the_command_line_runs_with(tmp_path: Path) -> None:
     """Issue 15 B9: the printed configuration (export ids, cancel endpoint, ...) works as it is."""
     port = free_port()

@@ -218,7 +218,7 @@ class ScopeState:
 
 
 class RateBudget:
-    """Client-side rate budget per SCAYLE rate-limit scope. Thread-safe.
+    """Client-side rate budget per SCAYLE rate-limit scope, for one process. Thread-safe.
 
     Fed by the ``X-RateLimit-Scope/Limit/Remaining/Reset`` headers of every answer (``Reset`` =
     seconds until the window resets). Before a call, :meth:`reserve` takes one unit of the scope's
@@ -226,7 +226,8 @@ class RateBudget:
     no more than ``headroom``) is left. ``limits`` configures scopes statically before any header
     was seen: ``{"ordersWrite": (300, 60.0)}`` (requests per window seconds); the same mechanism
     serves as a simple pacer for APIs without rate-limit headers (OrderWise). ``clock`` is
-    injectable.
+    injectable. Workers sharing a ledger share one budget instead:
+    :class:`~scayle_orderwise.store.shared_budget.SharedRateBudget` (same methods).
     """
 
     def __init__(
@@ -290,7 +291,7 @@ class RateBudget:
                 left = st.limit - st.in_flight if st.limit is not None else self._headroom + 1
             else:
                 left = st.remaining
-            if left > self._headroom:
+            if left > self._headroom_for(st):
                 return 0.0
             if st.reset_at is None or now >= st.reset_at:
                 return st.window or 1.0
@@ -304,6 +305,12 @@ class RateBudget:
             st = self._states.get(self._resolve(scope))
             if st is not None and st.in_flight > 0:
                 st.in_flight -= 1
+
+    def _headroom_for(self, st: ScopeState) -> int:
+        """The headroom, less when the limit does not cover it: one call per window still goes."""
+        if st.limit is None:
+            return self._headroom
+        return max(0, min(self._headroom, st.limit - 1))
 
     def _reserve(self, scope: str | None, track: bool) -> tuple[float, bool]:
         if scope is None:
@@ -322,7 +329,7 @@ class RateBudget:
                     return 0.0, False
                 st.remaining = max(0, st.limit - st.in_flight)
                 st.reset_at = None
-            if st.remaining > self._headroom:
+            if st.remaining > self._headroom_for(st):
                 st.remaining -= 1
                 if st.reset_at is None and st.window is not None:
                     st.reset_at = now + st.window

@@ -273,8 +273,13 @@ def sync(
     config: ConfigOption = None,
     watch: Annotated[bool, typer.Option("--watch", help="Repeat until interrupted.")] = False,
     interval: Annotated[
-        float, typer.Option(min=1.0, help="Seconds between passes with --watch.")
-    ] = 60.0,
+        float | None,
+        typer.Option(
+            min=1.0,
+            help="Seconds between passes with --watch (default: 60; the stock flow adapts "
+            "between [inventory] poll_min_seconds and poll_max_seconds).",
+        ),
+    ] = None,
     passes: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many passes (with --watch).")
     ] = None,
@@ -284,7 +289,10 @@ def sync(
     With --watch a failed pass is reported and the next one runs after the interval; without it,
     a failed flow exits 1.
     """
+    from .sync.pacing import pacer_for
+
     connector = _connector(config)
+    pacer = pacer_for(flow.value, connector.settings.inventory, interval=interval)
     _warn_setup(connector)
     done = 0
     failed = False
@@ -300,13 +308,22 @@ def sync(
             done += 1
             if not watch or (passes is not None and done >= passes):
                 break
-            time.sleep(interval)
+            time.sleep(pacer.next_delay(_merged(results)))
     except KeyboardInterrupt:
         console.print("stopped")
     finally:
         connector.close()
     if failed and not watch:
         raise typer.Exit(1)
+
+
+def _merged(results: list[Any]) -> Any:
+    from .sync.context import SyncResult
+
+    merged = SyncResult("all")
+    for result in results:
+        merged.merge(result)
+    return merged
 
 
 def _warn_setup(connector: Any) -> None:
@@ -839,6 +856,9 @@ def sandbox_serve(
     timeout_after_commit_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of writes whose answer is lost.")
     ] = 0.0,
+    delay: Annotated[
+        float, typer.Option(min=0.0, help="Seconds added to every call (API latency).")
+    ] = 0.0,
     write_config: Annotated[
         Path | None,
         typer.Option(help="Also write the ready-to-use configuration file to this path."),
@@ -858,6 +878,8 @@ def sandbox_serve(
         str(error_rate),
         "--timeout-after-commit-rate",
         str(timeout_after_commit_rate),
+        "--delay",
+        str(delay),
     ]
     raise typer.Exit(serve_main(argv))
 

@@ -15,9 +15,17 @@ import warnings
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -73,6 +81,13 @@ class ScayleSettings(_Section):
     default_warehouse: str | None = None
     webhook_username: str | None = None
     webhook_password: SecretStr | None = None
+    rate_budget: Literal["shared", "process"] = "shared"
+    """``shared``: workers of one ledger share SCAYLE's per-scope limits through the store (when
+    it can; a custom store without a rate ledger falls back); ``process``: a budget per process."""
+    rate_window_seconds: float = Field(default=60.0, gt=0)
+    """Length of SCAYLE's rate-limit window (inferred: the OpenAPI ``decayMinutes: 1``)."""
+    rate_headroom: int = Field(default=0, ge=0)
+    """Calls per window and scope left unused, e.g. for other applications on the same key."""
     webhook_max_body_bytes: int = Field(default=1_000_000, gt=0)
     """Largest webhook body ``ingest_webhook`` accepts (bytes); larger ones raise
     :class:`~scayle_orderwise.errors.WebhookTooLargeError`."""
@@ -200,6 +215,17 @@ class InventorySettings(_Section):
     default_warehouse: str | None = None
     overlap_seconds: int = 300
     max_workers: int = Field(default=4, ge=1, le=32)
+    poll_min_seconds: float = Field(default=2.0, gt=0)
+    """``sync inventory --watch``: seconds between passes while stock changes flow."""
+    poll_max_seconds: float = Field(default=10.0, gt=0)
+    """... and at most this long once it is quiet (each quiet pass waits ``poll_growth`` times longer)."""
+    poll_growth: float = Field(default=1.5, ge=1)
+
+    @model_validator(mode="after")
+    def _poll_bounds(self) -> InventorySettings:
+        if self.poll_max_seconds < self.poll_min_seconds:
+            raise ValueError("poll_max_seconds must be at least poll_min_seconds")
+        return self
 
 
 class FlowSettings(_Section):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._http import RateBudget
 from .alerts import AlertDispatcher, AlertKind, AlertSink, LoggingAlertSink, WebhookAlertSink
 from .config import ConnectorSettings, FlowSettings, InventorySettings
 from .errors import ConfigError, ConnectorError
@@ -21,8 +22,10 @@ from .mapping import MappingConfig, OrderMapper
 from .orderwise.client import OrderwiseClient
 from .scayle import webhooks
 from .scayle.client import ScayleClient
+from .scayle.rate_limits import scope_limits
 from .store import IdempotencyStore, MemoryStore, State
 from .store.base import ARCHIVABLE_STATES, Clock
+from .store.shared_budget import SharedRateBudget
 from .sync.context import FlowContext, SyncResult, utcnow
 from .sync.orders import ORDER_KIND, REFERENCE_KIND, WEBHOOK_KEY, OrderSync, order_key
 
@@ -39,6 +42,7 @@ __all__ = [
     "ledger_health",
     "open_store",
     "release_quarantined",
+    "shared_rate_budget",
 ]
 
 logger = logging.getLogger("scayle_orderwise.connector")
@@ -153,6 +157,31 @@ def open_store(url: str, *, clock: Clock | None = None) -> IdempotencyStore:
     )
 
 
+def shared_rate_budget(
+    store: IdempotencyStore,
+    settings: ConnectorSettings,
+    *,
+    limits: Mapping[str, tuple[int, float]] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> SharedRateBudget | None:
+    """The SCAYLE rate budget shared by every worker of ``store``, or ``None`` when the settings
+    ask for a budget per process or the store cannot share one (a custom store without
+    ``open_rate_ledger``)."""
+    s = settings.scayle
+    if s.rate_budget != "shared":
+        return None
+    options: dict[str, Any] = {
+        "limits": limits if limits is not None else scope_limits(window=s.rate_window_seconds),
+        "headroom": s.rate_headroom,
+    }
+    if clock is not None:
+        options["clock"] = clock
+    budget = SharedRateBudget.for_store(store, **options)
+    if budget is None:
+        logger.info("%s keeps no rate ledger: each process keeps its own SCAYLE budget", store)
+    return budget
+
+
 class Connector:
     """Connects one SCAYLE shop to one OrderWise installation.
 
@@ -184,6 +213,7 @@ class Connector:
         self.alerts: list[AlertSink] = list(alerts)
         self.worker_id = worker_id or self.settings.worker_id or socket.gethostname()
         self._clock = clock or utcnow
+        self._closables: list[Any] = []  # what the constructors built for this connector alone
         self._dispatcher = AlertDispatcher(self.alerts, clock=self._clock, state=self.store)
         self.context = FlowContext(
             scayle=self.scayle,
@@ -244,8 +274,17 @@ class Connector:
             mapping if isinstance(mapping, OrderMapper) else OrderMapper(mapping or MappingConfig())
         )
         omitted = base.orderwise.omitted_fields()
-        return cls(
-            scayle=sandbox.scayle_client(),
+        fake = sandbox.scayle
+        budget = shared_rate_budget(
+            store,
+            base,
+            limits=scope_limits(fake.rate_limits, window=fake.rate_window),
+            clock=sandbox.clock.monotonic,
+        )
+        connector = cls(
+            scayle=sandbox.scayle_client(
+                budget=budget if budget is not None else sandbox.scayle_budget
+            ),
             orderwise=sandbox.orderwise_client(**({"omit_fields": omitted} if omitted else {})),
             store=store,
             mapper=mapper,
@@ -254,6 +293,9 @@ class Connector:
             settings=base,
             clock=clock,
         )
+        if budget is not None:
+            connector._closables.append(budget)
+        return connector
 
     @classmethod
     def from_settings(
@@ -281,13 +323,6 @@ class Connector:
             )
         from .orderwise.client import ExportDefinitions
 
-        scayle = ScayleClient(
-            s.base_url,
-            s.token,
-            shop_key=s.shop_key,
-            country_code=s.country_code,
-            company_id=s.company_id,
-        )
         missing = o.missing_exports()
         if missing:
             raise ConfigError(
@@ -295,6 +330,16 @@ class Connector:
                 + ", ".join(f"[orderwise.export_definitions] {name}" for name in missing)
                 + " (create them in OrderWise; see the configuration guide)"
             )
+        store = store if store is not None else open_store(settings.store.url)
+        budget = shared_rate_budget(store, settings)
+        scayle = ScayleClient(
+            s.base_url,
+            s.token,
+            shop_key=s.shop_key,
+            country_code=s.country_code,
+            company_id=s.company_id,
+            budget=budget if budget is not None else RateBudget(headroom=s.rate_headroom),
+        )
         # The optional definitions default to "not configured", never to the sandbox's ids.
         optional = {"stock_full": None, "orders_by_references": None}
         exports = ExportDefinitions(**{**optional, **o.export_definitions})  # type: ignore[arg-type]
@@ -326,12 +371,14 @@ class Connector:
         connector = cls(
             scayle=scayle,
             orderwise=orderwise,
-            store=store if store is not None else open_store(settings.store.url),
+            store=store,
             mapper=mapper or OrderMapper(settings.mapping_config()),
             alerts=sinks,
             worker_id=settings.worker_id,
             settings=settings,
         )
+        if budget is not None:
+            connector._closables.append(budget)
         from .sync.delivery_item import check_delivery_item
 
         try:  # OrderWise must hold the item delivery is booked to (P10), else refuse to start
@@ -526,7 +573,7 @@ class Connector:
 
     def close(self) -> None:
         """Close the clients and the store."""
-        for thing in (self.scayle, self.orderwise, self.store):
+        for thing in (self.scayle, self.orderwise, *self._closables, self.store):
             close = getattr(thing, "close", None)
             if callable(close):
                 close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -78,6 +79,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"Content-Type": "application/json"}, b'{"message": "unknown prefix"}')
             return
         transport, url = route
+        if self.server.delay > 0:
+            time.sleep(self.server.delay)  # as a real API takes to answer; calls overlap
         headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS]
         request = httpx.Request(self.command, url, headers=headers, content=body)
         try:
@@ -110,9 +113,11 @@ class SandboxServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, sandbox: Sandbox) -> None:
+    def __init__(self, host: str, port: int, sandbox: Sandbox, *, delay: float = 0.0) -> None:
         super().__init__((host, port), _Handler)
         self.sandbox = sandbox
+        self.delay = max(0.0, delay)
+        """Seconds every call waits before the fake handles it (latency, as real APIs have)."""
         self._thread: threading.Thread | None = None
 
     @property
@@ -203,13 +208,16 @@ class SandboxServer(ThreadingHTTPServer):
         self.close()
 
 
-def serve(host: str = "127.0.0.1", port: int = 0, sandbox: Sandbox | None = None) -> SandboxServer:
+def serve(
+    host: str = "127.0.0.1", port: int = 0, sandbox: Sandbox | None = None, *, delay: float = 0.0
+) -> SandboxServer:
     """Start serving ``sandbox`` (a fresh real-time one if ``None``) on ``host:port``.
 
-    ``port=0`` picks a free port (read it from ``server.url``). Returns the running server; call
-    ``close()`` (or use ``with``) to stop it.
+    ``port=0`` picks a free port (read it from ``server.url``). ``delay`` seconds are added to
+    every call (the fakes answer in microseconds; real APIs take tens to hundreds of
+    milliseconds). Returns the running server; call ``close()`` (or use ``with``) to stop it.
     """
-    return SandboxServer(host, port, sandbox or Sandbox(clock=RealClock())).start()
+    return SandboxServer(host, port, sandbox or Sandbox(clock=RealClock()), delay=delay).start()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -220,6 +228,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=8765)
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--orders", type=int, default=0, help="pre-load this many demo orders")
+    run.add_argument("--delay", type=float, default=0.0, help="seconds added to every call")
     run.add_argument(
         "--write-config", metavar="PATH", help="also write the configuration file to PATH"
     )
@@ -255,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sandbox.scayle.add_order(
                 make_order(40001 + n, [(sku, 2400, 1 + n % 2, "0.20")], shipping=499)
             )
-    server = SandboxServer(args.host, args.port, sandbox)
+    server = SandboxServer(args.host, args.port, sandbox, delay=args.delay)
     config = server.config_toml()
     name = args.write_config or "scayle-orderwise.toml"
     if args.write_config:

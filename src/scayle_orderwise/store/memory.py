@@ -32,6 +32,7 @@ from .base import (
     normalize_payload,
     normalize_states,
 )
+from .rate_ledger import MemoryRateLedger, RateLedger
 
 __all__ = ["MemoryStore"]
 
@@ -46,9 +47,14 @@ class MemoryStore(StoreBase):
         self._archived: dict[str, Record] = {}
         self._cursors: dict[str, str] = {}
         self._seen: dict[tuple[str, str], datetime] = {}
+        self._rate_ledger = MemoryRateLedger()
 
     def __repr__(self) -> str:
         return f"MemoryStore(records={len(self._records)})"
+
+    def open_rate_ledger(self) -> RateLedger:
+        """The rate budgets shared by every worker of this store (one per process: in memory)."""
+        return self._rate_ledger
 
     @staticmethod
     def _out(record: Record) -> Record:

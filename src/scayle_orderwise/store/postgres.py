@@ -47,6 +47,7 @@ from .base import (
     new_record,
     normalize_states,
 )
+from .rate_ledger import RateLedger
 
 __all__ = ["PostgresStore"]
 
@@ -254,6 +255,18 @@ class PostgresStore(StoreBase):
 
     def __repr__(self) -> str:
         return f"PostgresStore(schema={self.schema!r}, table_prefix={self.table_prefix!r})"
+
+    def open_rate_ledger(self) -> RateLedger:
+        """Rate budgets shared by every worker of this ledger, on any machine (an ``UNLOGGED``
+        table of its own; see :mod:`~scayle_orderwise.store.rate_ledger_postgres`)."""
+        from .rate_ledger_postgres import PostgresRateLedger
+
+        return PostgresRateLedger(
+            self._dsn,
+            schema=self.schema,
+            table_prefix=self.table_prefix,
+            connect_timeout=self._connect_timeout,
+        )
 
     def _ident(self, name: str) -> sql.Identifier:
         if self.schema:
@@ -731,4 +744,5 @@ class PostgresStore(StoreBase):
                 "archived_history",
             ):
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._names[name]))
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._ident("rate_budget")))
         self._ready = False

@@ -43,6 +43,8 @@ from .base import (
     new_record,
     normalize_states,
 )
+from .rate_ledger import MemoryRateLedger, RateLedger
+from .rate_ledger_sqlite import SqliteRateLedger
 
 __all__ = ["SqliteStore"]
 
@@ -219,6 +221,7 @@ class SqliteStore(StoreBase):
         self.page_size = max(1, page_size)
         self._lock = threading.RLock()
         self._closed = False
+        self._memory_ledger: MemoryRateLedger | None = None
         try:
             self._conn = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
@@ -250,6 +253,15 @@ class SqliteStore(StoreBase):
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.path!r})"
+
+    def open_rate_ledger(self) -> RateLedger:
+        """Rate budgets shared by every process using this file (its own table and connection;
+        see :mod:`~scayle_orderwise.store.rate_ledger_sqlite`). ``:memory:``: this instance only."""
+        if self.path == ":memory:":
+            if self._memory_ledger is None:
+                self._memory_ledger = MemoryRateLedger()
+            return self._memory_ledger
+        return SqliteRateLedger(self.path)
 
     # ----------------------------------------------------------------------------- plumbing
 

@@ -43,6 +43,7 @@ from ..store.base import (
     State,
     UnknownKeyError,
 )
+from ..store.rate_ledger import BudgetPolicy, Grant, RateLedger, SupportsRateLedger
 
 __all__ = [
     "CHECKS",
@@ -875,6 +876,122 @@ def check_close(h: Harness) -> None:
     _order(store, "order:1")
     store.close()
     store.close()
+
+
+# ------------------------------------------------------------- the rate ledger (optional)
+# A store that offers ``open_rate_ledger()`` shares SCAYLE's rate budgets between its workers
+# (see ``scayle_orderwise.store.rate_ledger``); these checks skip a store without one.
+
+_T0 = 1_000_000.0
+_SCOPE = "ordersWrite"
+_POLICY = BudgetPolicy(headroom=2, slack=2.0, lease_seconds=0.5)
+_DEFAULT = (50, 60.0)
+
+
+def _rate_ledgers(h: Harness, n: int) -> list[RateLedger]:
+    store = h.new()
+    if not isinstance(store, SupportsRateLedger):
+        raise _Skip("the store keeps no rate ledger (workers fall back to a budget each)")
+    return [handle.open_rate_ledger() for handle in _handles(h, store, n)]  # type: ignore[attr-defined]
+
+
+def _close_all(ledgers: Iterable[RateLedger]) -> None:
+    for ledger in ledgers:
+        ledger.close()
+
+
+def _take(ledger: RateLedger, now: float, want: int = 3) -> Grant:
+    return ledger.acquire(_SCOPE, want=want, now=now, policy=_POLICY, default=_DEFAULT)
+
+
+def check_rate_ledger_shares_one_budget(h: Harness) -> None:
+    """Workers on their own handles together get exactly ``limit - headroom`` calls a window."""
+    ledgers = _rate_ledgers(h, 6)
+    try:
+
+        def drain(i: int) -> tuple[int, float]:
+            total = 0
+            while (grant := _take(ledgers[i], _T0 + 0.001 * i)).units:
+                total += grant.units
+            return total, grant.wait
+
+        results = _race(len(ledgers), drain)
+        _eq(sum(units for units, _ in results), 48, "calls granted in one window, all workers")
+        _ok(all(wait > 50 for _, wait in results), "a spent window makes everyone wait for it")
+        row = ledgers[0].read(_SCOPE)
+        _ok(row is not None and row.used == 48 and row.limit == 50, f"shared row: {row}")
+    finally:
+        _close_all(ledgers)
+
+
+def check_rate_ledger_window_rolls(h: Harness) -> None:
+    """A window ends ``window + slack`` after it opened; calls of its last moments carry over."""
+    (ledger,) = _rate_ledgers(h, 1)
+    try:
+        _eq(_take(ledger, _T0, want=43).units, 43, "a lease of 43")
+        end = _T0 + 62.0
+        _eq(_take(ledger, end - 1.0, want=5).units, 1, "one at a time in the closing slack")
+        _eq(_take(ledger, end - 0.5, want=5).units, 1, "one at a time in the closing slack")
+        _eq(_take(ledger, end - 0.1, want=50).units, 1, "one at a time in the closing slack")
+        _eq(_take(ledger, end - 0.05, want=50).units, 1, "one at a time in the closing slack")
+        _eq(_take(ledger, end - 0.01, want=50).units, 1, "one at a time in the closing slack")
+        _eq(_take(ledger, end - 0.005, want=50).units, 0, "the window is spent (48)")
+        grant = _take(ledger, end, want=100)
+        _eq(grant.units, 48 - 5, "new window, less the 5 calls that may arrive in it")
+    finally:
+        _close_all([ledger])
+
+
+def check_rate_ledger_carries_late_calls(h: Harness) -> None:
+    """Calls a worker reports as late (unanswered when their window ended) count in the next."""
+    (ledger,) = _rate_ledgers(h, 1)
+    try:
+        first = _take(ledger, _T0, want=1)
+        late = {first.window_seq: 3}
+        grant = ledger.acquire(
+            _SCOPE, want=50, now=_T0 + 62.0, policy=_POLICY, default=_DEFAULT, carry=late
+        )
+        _eq(grant.carried, (first.window_seq,), "windows carried")
+        _eq(grant.units, 48 - 3, "the new window, less the three late calls")
+    finally:
+        _close_all([ledger])
+
+
+def check_rate_ledger_block_is_shared(h: Harness) -> None:
+    """A 429 seen by one worker holds every worker until its ``Retry-After``."""
+    ledgers = _rate_ledgers(h, 2)
+    try:
+        _take(ledgers[0], _T0)
+        ledgers[0].block(_SCOPE, until=_T0 + 5.0, now=_T0, policy=_POLICY, default=_DEFAULT)
+        held = _take(ledgers[1], _T0 + 1.0)
+        _eq((held.units, round(held.wait, 3)), (0, 4.0), "the other worker waits")
+        _ok(_take(ledgers[1], _T0 + 5.0).units > 0, "calls go again after the block")
+    finally:
+        _close_all(ledgers)
+
+
+def check_rate_ledger_observe_is_shared(h: Harness) -> None:
+    """SCAYLE's ``X-RateLimit-*`` answer seen by one worker bounds every worker."""
+    ledgers = _rate_ledgers(h, 2)
+    try:
+        _take(ledgers[0], _T0, want=1)
+        row = ledgers[0].observe(
+            _SCOPE,
+            limit=20,
+            remaining=5,
+            reset_after=30.0,
+            now=_T0 + 0.5,
+            policy=_POLICY,
+            default=_DEFAULT,
+        )
+        _eq((row.limit, row.used), (20, 15), "limit and count from the answer")
+        granted = 0
+        while (grant := _take(ledgers[1], _T0 + 1.0)).units:
+            granted += grant.units
+        _eq(granted, 3, "the rest of SCAYLE's count, less the headroom")
+        _eq(round(grant.wait, 3), 29.5, "until SCAYLE's reset")
+    finally:
+        _close_all(ledgers)
 
 
 CHECKS: dict[str, Callable[[Harness], None]] = {

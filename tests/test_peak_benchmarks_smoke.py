@@ -1,0 +1,98 @@
+"""The peak-trading benchmark scripts still run: each in ``--quick`` mode prints its table and
+its invariants hold (speed figures count in full runs only; see ``docs/performance.md``).
+
+The PostgreSQL scripts (``peak_orders.py``, ``claim_time.py``; ``rate_budget.py`` in part) need
+``SCAYLE_ORDERWISE_TEST_PG_DSN`` and skip without it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PG = "SCAYLE_ORDERWISE_TEST_PG_DSN"
+SCRIPTS = {
+    "peak_orders": True,
+    "stock_latency": False,
+    "peak_memory": False,
+    "claim_time": True,
+    "rate_budget": False,
+}
+
+
+@pytest.fixture(scope="module")
+def runs(request: pytest.FixtureRequest) -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
+    env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+    wanted = [name for name, pg in SCRIPTS.items() if not pg or os.environ.get(PG)]
+    started = {
+        name: subprocess.Popen(
+            [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--quick"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in wanted
+    }
+    done = {}
+    try:
+        for name, proc in started.items():
+            out, err = proc.communicate(timeout=300)
+            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        yield done
+    finally:
+        for proc in started.values():
+            if proc.poll() is None:
+                proc.kill()
+
+
+def _ok(runs: dict[str, subprocess.CompletedProcess[str]], name: str, pg_dsn: str | None) -> str:
+    if name not in runs:
+        assert pg_dsn is None
+        pytest.skip(f"{name}.py needs PostgreSQL ({PG})")
+    run = runs[name]
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "all targets hold" in run.stdout and "FAIL" not in run.stdout
+    return run.stdout
+
+
+def test_peak_orders(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = _ok(runs, "peak_orders", os.environ.get(PG))
+    assert "Orders reaching OrderWise per second" in out
+    assert "PASS  2 worker(s): no 429 from SCAYLE (0)" in out
+    assert "PASS  2 worker(s): every order exactly once in OrderWise (40/40, 0 duplicates)" in out
+
+
+def test_stock_latency(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = _ok(runs, "stock_latency", None)
+    assert "Stock change in OrderWise → SCAYLE" in out
+    found = re.search(r"3/s: every change reached SCAYLE \((\d+) lost of (\d+)\)", out)
+    assert found is not None and found[1] == "0" and int(found[2]) > 0
+
+
+def test_peak_memory(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = _ok(runs, "peak_memory", None)
+    assert "Memory of one order pass" in out
+    assert "PASS  1,000 orders: every order reached OrderWise (1,000)" in out
+
+
+def test_claim_time(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = _ok(runs, "claim_time", os.environ.get(PG))
+    assert "claim_next(limit=10) against ledger size" in out
+    assert re.search(r"sqlite backlog: 5,000 vs 1,000 records: \d+\.\dx", out)
+
+
+def test_rate_budget(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = _ok(runs, "rate_budget", None)
+    assert "reserve() back to back" in out
+    assert "PASS  shared budget: no 429 (0)" in out
+    found = re.search(r"a budget per worker \(0\.1\.0\)\s*│\s*\d+\s*│\s*(\d+)", out)
+    assert found is not None and int(found[1]) > 0  # the shape the shared budget fixes

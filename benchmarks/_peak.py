@@ -28,9 +28,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from scayle_orderwise.config import STORE_URL_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().parent / "_peak_worker.py"
-PG_ENV = "SCAYLE_ORDERWISE_TEST_PG_DSN"
+PG_ENV = STORE_URL_ENV  # a postgresql:// DSN; the older SCAYLE_ORDERWISE_TEST_PG_DSN still works
 CODE_CACHE = ROOT / ".benchmarks-code"
 
 __all__ = [

@@ -37,6 +37,8 @@ from typing import Any
 from _common import Check, console, finish, machine, print_table
 from _peak import PG_ENV, code_label, code_path
 
+from scayle_orderwise.config import postgres_dsn_from_env
+
 DUE = 10
 SHAPES = ("history", "backlog")
 LEASE = timedelta(seconds=300)
@@ -190,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(json.dumps(measure(kind, shape, int(size), int(claims), dsn or None)))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get(PG_ENV), help="PostgreSQL DSN")
+    parser.add_argument("--dsn", default=postgres_dsn_from_env(), help="PostgreSQL DSN")
     parser.add_argument("--sizes", default="1000,100000", help="ledger sizes")
     parser.add_argument("--claims", type=int, default=200, help="claims timed per ledger")
     parser.add_argument("--code", default=None, help="git ref of the library to measure")

@@ -26,7 +26,6 @@ least 8 orders a second and every worker busy.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -48,6 +47,7 @@ from _peak import (
     worker_output,
 )
 
+from scayle_orderwise.config import postgres_dsn_from_env
 from scayle_orderwise.sandbox import Sandbox, make_order
 from scayle_orderwise.sandbox.clock import RealClock
 from scayle_orderwise.sandbox.scayle import DEFAULT_RATE_LIMITS
@@ -202,7 +202,7 @@ def table_rows(label: str, outcomes: Sequence[dict[str, Any]], delay: float) -> 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get(PG_ENV), help="PostgreSQL DSN")
+    parser.add_argument("--dsn", default=postgres_dsn_from_env(), help="PostgreSQL DSN")
     parser.add_argument("--workers", default="1,2,4,8", help="worker counts, comma-separated")
     parser.add_argument("--orders", type=int, default=480, help="backlog size (default 480)")
     parser.add_argument("--delay", type=float, default=0.1, help="seconds per call (default 0.1)")

@@ -18,7 +18,6 @@ the simulated shared workers get no 429 and at least 95 % of what the limit allo
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import threading
 import time
@@ -30,6 +29,7 @@ from _common import Check, console, finish, machine, print_table
 from _peak import PG_ENV, pg_schema
 
 from scayle_orderwise._http import RateBudget
+from scayle_orderwise.config import postgres_dsn_from_env
 from scayle_orderwise.store import MemoryStore, SqliteStore
 from scayle_orderwise.store.rate_ledger import MemoryRateLedger
 from scayle_orderwise.store.shared_budget import SharedRateBudget
@@ -132,7 +132,7 @@ def effect_rows(quick: bool) -> tuple[list[list[Any]], dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get(PG_ENV), help="PostgreSQL DSN")
+    parser.add_argument("--dsn", default=postgres_dsn_from_env(), help="PostgreSQL DSN")
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--quick", action="store_true", help="400 calls, 2 simulated minutes")
     args = parser.parse_args(argv)

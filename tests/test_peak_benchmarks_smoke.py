@@ -2,7 +2,8 @@
 its invariants hold (speed figures count in full runs only; see ``docs/performance.md``).
 
 The PostgreSQL scripts (``peak_orders.py``, ``claim_time.py``; ``rate_budget.py`` in part) need
-``SCAYLE_ORDERWISE_TEST_PG_DSN`` and skip without it.
+``SCAYLE_ORDERWISE_STORE__URL`` set to a PostgreSQL DSN and skip without it (fail under
+``SCAYLE_ORDERWISE_REQUIRE_PG``, as every PostgreSQL test does).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from scayle_orderwise.config import STORE_URL_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
-PG = "SCAYLE_ORDERWISE_TEST_PG_DSN"
 SCRIPTS = {
     "peak_orders": True,
     "stock_latency": False,
@@ -28,9 +30,13 @@ SCRIPTS = {
 
 
 @pytest.fixture(scope="module")
-def runs(request: pytest.FixtureRequest) -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
+def runs(
+    request: pytest.FixtureRequest, optional_pg_dsn: str | None
+) -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
     env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
-    wanted = [name for name, pg in SCRIPTS.items() if not pg or os.environ.get(PG)]
+    if optional_pg_dsn:
+        env[STORE_URL_ENV] = optional_pg_dsn
+    wanted = [name for name, pg in SCRIPTS.items() if not pg or optional_pg_dsn]
     started = {
         name: subprocess.Popen(
             [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--quick"],
@@ -54,10 +60,11 @@ def runs(request: pytest.FixtureRequest) -> Iterator[dict[str, subprocess.Comple
                 proc.kill()
 
 
-def _ok(runs: dict[str, subprocess.CompletedProcess[str]], name: str, pg_dsn: str | None) -> str:
+def _ok(runs: dict[str, subprocess.CompletedProcess[str]], name: str) -> str:
     if name not in runs:
-        assert pg_dsn is None
-        pytest.skip(f"{name}.py needs PostgreSQL ({PG})")
+        if os.environ.get("SCAYLE_ORDERWISE_REQUIRE_PG"):
+            pytest.fail(f"{name}.py needs PostgreSQL ({STORE_URL_ENV}) and the run requires it")
+        pytest.skip(f"{name}.py needs PostgreSQL ({STORE_URL_ENV})")
     run = runs[name]
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "all targets hold" in run.stdout and "FAIL" not in run.stdout
@@ -65,33 +72,33 @@ def _ok(runs: dict[str, subprocess.CompletedProcess[str]], name: str, pg_dsn: st
 
 
 def test_peak_orders(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
-    out = _ok(runs, "peak_orders", os.environ.get(PG))
+    out = _ok(runs, "peak_orders")
     assert "Orders reaching OrderWise per second" in out
     assert "PASS  2 worker(s): no 429 from SCAYLE (0)" in out
     assert "PASS  2 worker(s): every order exactly once in OrderWise (40/40, 0 duplicates)" in out
 
 
 def test_stock_latency(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
-    out = _ok(runs, "stock_latency", None)
+    out = _ok(runs, "stock_latency")
     assert "Stock change in OrderWise → SCAYLE" in out
     found = re.search(r"3/s: every change reached SCAYLE \((\d+) lost of (\d+)\)", out)
     assert found is not None and found[1] == "0" and int(found[2]) > 0
 
 
 def test_peak_memory(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
-    out = _ok(runs, "peak_memory", None)
+    out = _ok(runs, "peak_memory")
     assert "Memory of one order pass" in out
     assert "PASS  1,000 orders: every order reached OrderWise (1,000)" in out
 
 
 def test_claim_time(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
-    out = _ok(runs, "claim_time", os.environ.get(PG))
+    out = _ok(runs, "claim_time")
     assert "claim_next(limit=10) against ledger size" in out
     assert re.search(r"sqlite backlog: 5,000 vs 1,000 records: \d+\.\dx", out)
 
 
 def test_rate_budget(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
-    out = _ok(runs, "rate_budget", None)
+    out = _ok(runs, "rate_budget")
     assert "reserve() back to back" in out
     assert "PASS  shared budget: no 429 (0)" in out
     found = re.search(r"a budget per worker \(0\.1\.0\)\s*│\s*\d+\s*│\s*(\d+)", out)

@@ -1,4 +1,4 @@
-"""PostgresStore against a real server (SCAYLE_ORDERWISE_TEST_PG_DSN; skipped when unset)."""
+"""PostgresStore against a real server (SCAYLE_ORDERWISE_STORE__URL; skipped when unset)."""
 
 from __future__ import annotations
 

@@ -117,3 +117,21 @@ def test_store_settings_never_show_a_password_even_when_the_url_is_malformed() -
 def test_redactor_takes_secretstr() -> None:
     redactor = Redactor([SecretStr("token-123"), "plain-456", None])
     assert redactor("token-123 plain-456") == "*** ***"
+
+
+@pytest.mark.parametrize("dsn", BAD_DSNS)
+def test_the_rate_ledger_never_shows_the_password(
+    dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from scayle_orderwise.store import PostgresStore
+    from scayle_orderwise.store.shared_budget import SharedRateBudget
+
+    caplog.set_level(logging.DEBUG)
+    budget = SharedRateBudget.for_store(PostgresStore(dsn, connect_timeout=2))
+    assert budget is not None
+    with pytest.raises(StoreError) as info:
+        budget.reserve("ordersWrite")  # the ledger connects on its own, before the store
+    text = _chain(info.value) + repr(budget) + caplog.text
+    assert PASSWORD not in text
+    assert dsn not in text
+    assert "PostgreSQL" in str(info.value)

@@ -26,6 +26,7 @@ from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 
 from ..errors import StoreError
+from ..redaction import dsn_redactor
 from .postgres import _SCHEMA_LOCK
 from .rate_ledger import (
     BudgetPolicy,
@@ -143,6 +144,8 @@ class PostgresRateLedger:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._dsn = dsn
+        # libpq quotes the URI or the password in its errors: redact them where the DSN enters.
+        self._redact = dsn_redactor(dsn)
         self._clock = clock
         self.schema = schema
         self.table_prefix = table_prefix
@@ -175,6 +178,8 @@ class PostgresRateLedger:
             raise StoreError("the rate ledger is closed")
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
             return self._conn
+        failure = None
+        conn: Conn | None = None
         try:
             conn = psycopg.connect(
                 self._dsn,
@@ -192,7 +197,11 @@ class PostgresRateLedger:
                     )
                 conn.execute(sql.SQL(_SCHEMA).format(table=self._table))
         except psycopg.Error as exc:
-            raise StoreError(f"cannot open the PostgreSQL rate ledger: {exc}") from None
+            failure = self._redact(f"cannot open the PostgreSQL rate ledger: {str(exc).strip()}")
+        if failure is not None or conn is None:  # outside the handler: libpq may quote the DSN
+            if conn is not None:
+                conn.close()
+            raise StoreError(failure or "cannot open the PostgreSQL rate ledger")
         self._conn = conn
         self._offset_checked = None
         return conn
@@ -224,6 +233,7 @@ class PostgresRateLedger:
     def _run(self, work: Callable[[Conn], _T]) -> _T:
         with self._lock:
             conn = self._connection()
+            failure = None
             try:
                 self._measure_offset(conn)
                 with conn.transaction():
@@ -232,7 +242,10 @@ class PostgresRateLedger:
                 if conn.closed or conn.broken:
                     self._conn = None
                     conn.close()
-                raise StoreError(f"PostgreSQL rate ledger: {type(exc).__name__}: {exc}") from exc
+                failure = self._redact(
+                    f"PostgreSQL rate ledger: {type(exc).__name__}: {str(exc).strip()}"
+                )
+            raise StoreError(failure)
 
     def _step(
         self,

@@ -396,3 +396,38 @@ def test_workers_on_postgresql_share_windows_despite_clock_skew(
     finally:
         on_time.close()
         ahead.close()
+
+
+def test_from_settings_closes_what_it_opened_when_it_fails_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mapping that fails after the ledger and the budget were opened must not leak them (a
+    service retrying its start-up would run out of database connections)."""
+    import scayle_orderwise.connector as connector_module
+    from scayle_orderwise.errors import ConfigError
+
+    opened: list[Any] = []
+    closed: list[str] = []
+    real_open_store = connector_module.open_store
+
+    def spying_open_store(url: str, **kwargs: Any) -> Any:
+        store = real_open_store(url, **kwargs)
+        opened.append(store)
+        real_close = store.close
+        store.close = lambda: (closed.append("store"), real_close())
+        return store
+
+    monkeypatch.setattr(connector_module, "open_store", spying_open_store)
+    real_budget_close = SharedRateBudget.close
+    monkeypatch.setattr(
+        SharedRateBudget, "close", lambda self: (closed.append("budget"), real_budget_close(self))
+    )
+
+    def broken_mapping(self: ConnectorSettings) -> Any:
+        raise ConfigError("[mapping] is broken")
+
+    monkeypatch.setattr(ConnectorSettings, "mapping_config", broken_mapping)
+    with pytest.raises(ConfigError, match="mapping"):
+        Connector.from_settings(_settings(f"sqlite:///{tmp_path / 'ledger.db'}"))
+    assert len(opened) == 1
+    assert sorted(closed) == ["budget", "store"]

@@ -321,8 +321,6 @@ class Connector:
             raise ConfigError(
                 "OrderWise api_root, username and password (SCAYLE_ORDERWISE_ORDERWISE__PASSWORD) are required"
             )
-        from .orderwise.client import ExportDefinitions
-
         missing = o.missing_exports()
         if missing:
             raise ConfigError(
@@ -330,8 +328,42 @@ class Connector:
                 + ", ".join(f"[orderwise.export_definitions] {name}" for name in missing)
                 + " (create them in OrderWise; see the configuration guide)"
             )
+        own_store = store is None
         store = store if store is not None else open_store(settings.store.url)
-        budget = shared_rate_budget(store, settings)
+        budget: SharedRateBudget | None = None
+        try:
+            budget = shared_rate_budget(store, settings)
+            connector = cls._assemble(settings, store, budget, alerts=alerts, mapper=mapper)
+        except BaseException:
+            # Nothing else holds what was opened here: a service retrying start-up must not leak it.
+            for opened in (budget, store if own_store else None):
+                if opened is not None:
+                    opened.close()
+            raise
+        from .sync.delivery_item import check_delivery_item
+
+        try:  # OrderWise must hold the item delivery is booked to (P10), else refuse to start
+            check_delivery_item(connector.orderwise, connector.store, connector.mapper.config)
+        except BaseException:
+            connector.close()
+            raise
+        return connector
+
+    @classmethod
+    def _assemble(
+        cls,
+        settings: ConnectorSettings,
+        store: IdempotencyStore,
+        budget: SharedRateBudget | None,
+        *,
+        alerts: Iterable[AlertSink],
+        mapper: OrderMapper | None,
+    ) -> Connector:
+        """The clients, mapper and sinks of :meth:`from_settings` around an open store."""
+        s, o = settings.scayle, settings.orderwise
+        assert s.base_url and s.token is not None and o.api_root and o.username and o.password
+        from .orderwise.client import ExportDefinitions
+
         scayle = ScayleClient(
             s.base_url,
             s.token,
@@ -379,13 +411,6 @@ class Connector:
         )
         if budget is not None:
             connector._closables.append(budget)
-        from .sync.delivery_item import check_delivery_item
-
-        try:  # OrderWise must hold the item delivery is booked to (P10), else refuse to start
-            check_delivery_item(connector.orderwise, connector.store, connector.mapper.config)
-        except ConfigError:
-            connector.close()
-            raise
         return connector
 
     # ------------------------------------------------------------------------------------------ flows

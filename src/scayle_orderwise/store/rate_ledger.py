@@ -35,8 +35,8 @@ them (a clock switch, a jump) is repaired rather than trusted.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Mapping
+from typing import Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -51,12 +51,14 @@ __all__ = [
     "MemoryRateLedger",
     "RateLedger",
     "ScopeDefault",
+    "SteppedRateLedger",
     "SupportsRateLedger",
     "align_tolerance",
     "apply_acquire",
     "apply_block",
     "apply_observe",
     "new_row",
+    "shifted",
     "wait_of",
 ]
 
@@ -434,15 +436,34 @@ class SupportsRateLedger(Protocol):
         ...
 
 
-class MemoryRateLedger:
-    """Rows in process memory: shared by the threads of one process (one lock)."""
+_T = TypeVar("_T")
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._rows: dict[str, BudgetRow] = {}
 
-    def __repr__(self) -> str:
-        return f"MemoryRateLedger(scopes={sorted(self._rows)})"
+def shifted(row: BudgetRow, by: float) -> BudgetRow:
+    """``row`` with its times moved ``by`` seconds (between a machine's clock and the ledger's)."""
+    if by == 0.0:
+        return row
+    return attrs.evolve(
+        row,
+        window_end=None if row.window_end is None else row.window_end + by,
+        blocked_until=None if row.blocked_until is None else row.blocked_until + by,
+        recent_start=row.recent_start + by,
+    )
+
+
+class SteppedRateLedger:
+    """:class:`RateLedger`'s three changes for a ledger that can do one atomic step on a row.
+
+    A subclass provides :meth:`_step` (read the row, let ``change`` compute the new one, save it,
+    all atomically) and, if the rows are kept in another clock than the worker's, :meth:`_offset`
+    (seconds to add to the worker's time to get the ledger's).
+    """
+
+    def _step(self, scope: str, change: Callable[[BudgetRow | None], tuple[BudgetRow, _T]]) -> _T:
+        raise NotImplementedError
+
+    def _offset(self) -> float:
+        return 0.0
 
     def acquire(
         self,
@@ -457,20 +478,28 @@ class MemoryRateLedger:
         carry: Mapping[int, int] | None = None,
     ) -> Grant:
         """See :class:`RateLedger`."""
-        with self._lock:
+
+        def change(row: BudgetRow | None) -> tuple[BudgetRow, Grant]:
+            off = self._offset()
             grant = apply_acquire(
-                self._rows.get(scope),
+                row,
                 scope,
                 want=want,
-                now=now,
+                now=now + off,
                 policy=policy,
                 default=default,
                 give_back=give_back,
                 give_back_seq=give_back_seq,
                 carry=carry,
             )
-            self._rows[scope] = grant.row
-            return grant
+            if off == 0.0:
+                return grant.row, grant
+            local = attrs.evolve(
+                grant, valid_until=grant.valid_until - off, row=shifted(grant.row, -off)
+            )
+            return grant.row, local
+
+        return self._step(scope, change)
 
     def observe(
         self,
@@ -484,19 +513,22 @@ class MemoryRateLedger:
         default: ScopeDefault | None = None,
     ) -> BudgetRow:
         """See :class:`RateLedger`."""
-        with self._lock:
-            row = apply_observe(
-                self._rows.get(scope),
+
+        def change(row: BudgetRow | None) -> tuple[BudgetRow, BudgetRow]:
+            off = self._offset()
+            new = apply_observe(
+                row,
                 scope,
                 limit=limit,
                 remaining=remaining,
                 reset_after=reset_after,
-                now=now,
+                now=now + off,
                 policy=policy,
                 default=default,
             )
-            self._rows[scope] = row
-            return row
+            return new, shifted(new, -off)
+
+        return self._step(scope, change)
 
     def block(
         self,
@@ -508,12 +540,32 @@ class MemoryRateLedger:
         default: ScopeDefault | None = None,
     ) -> BudgetRow:
         """See :class:`RateLedger`."""
-        with self._lock:
-            row = apply_block(
-                self._rows.get(scope), scope, until=until, now=now, policy=policy, default=default
+
+        def change(row: BudgetRow | None) -> tuple[BudgetRow, BudgetRow]:
+            off = self._offset()
+            new = apply_block(
+                row, scope, until=until + off, now=now + off, policy=policy, default=default
             )
+            return new, shifted(new, -off)
+
+        return self._step(scope, change)
+
+
+class MemoryRateLedger(SteppedRateLedger):
+    """Rows in process memory: shared by the threads of one process (one lock)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[str, BudgetRow] = {}
+
+    def __repr__(self) -> str:
+        return f"MemoryRateLedger(scopes={sorted(self._rows)})"
+
+    def _step(self, scope: str, change: Callable[[BudgetRow | None], tuple[BudgetRow, _T]]) -> _T:
+        with self._lock:
+            row, result = change(self._rows.get(scope))
             self._rows[scope] = row
-            return row
+            return result
 
     def read(self, scope: str) -> BudgetRow | None:
         """See :class:`RateLedger`."""

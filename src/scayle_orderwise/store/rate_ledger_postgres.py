@@ -17,10 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-import attrs
 import psycopg
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
@@ -28,15 +27,7 @@ from psycopg.rows import DictRow, dict_row
 from ..errors import StoreError
 from ..redaction import dsn_redactor
 from .postgres import _SCHEMA_LOCK
-from .rate_ledger import (
-    BudgetPolicy,
-    BudgetRow,
-    Grant,
-    ScopeDefault,
-    apply_acquire,
-    apply_block,
-    apply_observe,
-)
+from .rate_ledger import BudgetRow, SteppedRateLedger, shifted
 
 __all__ = ["SKEW_CHECK_SECONDS", "SKEW_TOLERANCE", "PostgresRateLedger"]
 
@@ -97,18 +88,6 @@ def _row(found: DictRow | None) -> BudgetRow | None:
     )
 
 
-def _shifted(row: BudgetRow, by: float) -> BudgetRow:
-    """``row`` with its times moved ``by`` seconds (between a machine's clock and the server's)."""
-    if by == 0.0:
-        return row
-    return attrs.evolve(
-        row,
-        window_end=None if row.window_end is None else row.window_end + by,
-        blocked_until=None if row.blocked_until is None else row.blocked_until + by,
-        recent_start=row.recent_start + by,
-    )
-
-
 def _values(row: BudgetRow) -> dict[str, Any]:
     return {
         "scope": row.scope,
@@ -125,7 +104,7 @@ def _values(row: BudgetRow) -> dict[str, Any]:
     }
 
 
-class PostgresRateLedger:
+class PostgresRateLedger(SteppedRateLedger):
     """A :class:`~scayle_orderwise.store.rate_ledger.RateLedger` in PostgreSQL.
 
     ``dsn``, ``schema`` and ``table_prefix`` as for the
@@ -155,7 +134,7 @@ class PostgresRateLedger:
         self._lock = threading.Lock()
         self._conn: Conn | None = None
         self._closed = False
-        self._offset = 0.0  # the server's clock less this machine's
+        self._clock_offset = 0.0  # the server's clock less this machine's
         self._offset_checked: float | None = None  # time.monotonic() of the last measurement
         names = sql.SQL(", ").join(sql.Identifier(c) for c in _COLUMNS)
         self._select = sql.SQL("SELECT {} FROM {} WHERE scope = %s").format(names, self._table)
@@ -220,14 +199,14 @@ class PostgresRateLedger:
         offset = float(found["now"]) - (before + after) / 2
         if abs(offset) <= max(SKEW_TOLERANCE, (after - before) / 2):
             offset = 0.0
-        elif abs(offset - self._offset) > SKEW_TOLERANCE:
+        elif abs(offset - self._clock_offset) > SKEW_TOLERANCE:
             logger.warning(
                 "this machine's clock is %.1fs %s PostgreSQL's: the shared rate budget keeps "
                 "PostgreSQL's time (keep the clocks in sync with NTP)",
                 abs(offset),
                 "behind" if offset > 0 else "ahead of",
             )
-        self._offset = offset
+        self._clock_offset = offset
         self._offset_checked = time.monotonic()
 
     def _run(self, work: Callable[[Conn], _T]) -> _T:
@@ -266,95 +245,15 @@ class PostgresRateLedger:
 
         return self._run(work)
 
-    def acquire(
-        self,
-        scope: str,
-        *,
-        want: int,
-        now: float,
-        policy: BudgetPolicy,
-        default: ScopeDefault | None = None,
-        give_back: int = 0,
-        give_back_seq: int | None = None,
-        carry: Mapping[int, int] | None = None,
-    ) -> Grant:
-        """See :class:`~scayle_orderwise.store.rate_ledger.RateLedger`."""
-
-        def change(row: BudgetRow | None) -> tuple[BudgetRow, Grant]:
-            off = self._offset
-            grant = apply_acquire(
-                row,
-                scope,
-                want=want,
-                now=now + off,
-                policy=policy,
-                default=default,
-                give_back=give_back,
-                give_back_seq=give_back_seq,
-                carry=carry,
-            )
-            local = attrs.evolve(
-                grant, valid_until=grant.valid_until - off, row=_shifted(grant.row, -off)
-            )
-            return grant.row, local
-
-        return self._step(scope, change)
-
-    def observe(
-        self,
-        scope: str,
-        *,
-        limit: int | None,
-        remaining: int | None,
-        reset_after: float | None,
-        now: float,
-        policy: BudgetPolicy,
-        default: ScopeDefault | None = None,
-    ) -> BudgetRow:
-        """See :class:`~scayle_orderwise.store.rate_ledger.RateLedger`."""
-
-        def change(row: BudgetRow | None) -> tuple[BudgetRow, BudgetRow]:
-            off = self._offset
-            new = apply_observe(
-                row,
-                scope,
-                limit=limit,
-                remaining=remaining,
-                reset_after=reset_after,
-                now=now + off,
-                policy=policy,
-                default=default,
-            )
-            return new, _shifted(new, -off)
-
-        return self._step(scope, change)
-
-    def block(
-        self,
-        scope: str,
-        *,
-        until: float,
-        now: float,
-        policy: BudgetPolicy,
-        default: ScopeDefault | None = None,
-    ) -> BudgetRow:
-        """See :class:`~scayle_orderwise.store.rate_ledger.RateLedger`."""
-
-        def change(row: BudgetRow | None) -> tuple[BudgetRow, BudgetRow]:
-            off = self._offset
-            new = apply_block(
-                row, scope, until=until + off, now=now + off, policy=policy, default=default
-            )
-            return new, _shifted(new, -off)
-
-        return self._step(scope, change)
+    def _offset(self) -> float:
+        return self._clock_offset
 
     def read(self, scope: str) -> BudgetRow | None:
         """See :class:`~scayle_orderwise.store.rate_ledger.RateLedger`."""
 
         def work(conn: Conn) -> BudgetRow | None:
             found = _row(conn.execute(self._select, (scope,)).fetchone())
-            return None if found is None else _shifted(found, -self._offset)
+            return None if found is None else shifted(found, -self._clock_offset)
 
         return self._run(work)
 

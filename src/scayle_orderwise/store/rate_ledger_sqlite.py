@@ -13,20 +13,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from ..errors import StoreError
-from .rate_ledger import (
-    BudgetPolicy,
-    BudgetRow,
-    Grant,
-    ScopeDefault,
-    apply_acquire,
-    apply_block,
-    apply_observe,
-)
+from .rate_ledger import BudgetRow, SteppedRateLedger
 
 __all__ = ["SqliteRateLedger"]
 
@@ -95,7 +87,7 @@ def _values(row: BudgetRow) -> tuple[Any, ...]:
     )
 
 
-class SqliteRateLedger:
+class SqliteRateLedger(SteppedRateLedger):
     """A :class:`~scayle_orderwise.store.rate_ledger.RateLedger` in the SQLite file at ``path``."""
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
@@ -143,81 +135,6 @@ class SqliteRateLedger:
             row, result = change(_row(found))
             conn.execute(_UPSERT, _values(row))
             return result
-
-    def acquire(
-        self,
-        scope: str,
-        *,
-        want: int,
-        now: float,
-        policy: BudgetPolicy,
-        default: ScopeDefault | None = None,
-        give_back: int = 0,
-        give_back_seq: int | None = None,
-        carry: Mapping[int, int] | None = None,
-    ) -> Grant:
-        """See :class:`~scayle_orderwise.store.rate_ledger.RateLedger`."""
-
-        def change(row: BudgetRow | None) -> tuple[BudgetRow, Grant]:
-            grant = apply_acquire(
-                row,
-                scope,
-                want=want,
-                now=now,
-                policy=policy,
-                default=default,
-                give_back=give_back,
-                give_back_seq=give_back_seq,
-                carry=carry,
-            )
-            return grant.row, grant
-
-        return self._step(scope, change)
-
-    def observe(
-        self,
-        scope: str,
-        *,
-        limit: int | None,
-        remaining: int | None,
-        reset_after: float | None,
-        now: float,
-        policy: BudgetPolicy,
-        default: ScopeDefault | None = None,
-    ) -> BudgetRow:
-        """See :class:`~scayle_orderwise.store.rate_ledger.RateLedger`."""
-
-        def change(row: BudgetRow | None) -> tuple[BudgetRow, BudgetRow]:
-            new = apply_observe(
-                row,
-                scope,
-                limit=limit,
-                remaining=remaining,
-                reset_after=reset_after,
-                now=now,
-                policy=policy,
-                default=default,
-            )
-            return new, new
-
-        return self._step(scope, change)
-
-    def block(
-        self,
-        scope: str,
-        *,
-        until: float,
-        now: float,
-        policy: BudgetPolicy,
-        default: ScopeDefault | None = None,
-    ) -> BudgetRow:
-        """See :class:`~scayle_orderwise.store.rate_ledger.RateLedger`."""
-
-        def change(row: BudgetRow | None) -> tuple[BudgetRow, BudgetRow]:
-            new = apply_block(row, scope, until=until, now=now, policy=policy, default=default)
-            return new, new
-
-        return self._step(scope, change)
 
     def read(self, scope: str) -> BudgetRow | None:
         """See :class:`~scayle_orderwise.store.rate_ledger.RateLedger`."""

@@ -8,45 +8,21 @@ as ``info``), the table, and the figures it must show. Full runs and their figur
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmark_runs import quick_runs
+
 SCRIPTS = ("mapping", "order_push", "stock", "reconciliation", "chaos", "fulfilment")
 
 
 @pytest.fixture(scope="module")
 def runs(optional_pg_dsn: str | None) -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
-    env = {**os.environ, "COLUMNS": "160", "PYTHONUNBUFFERED": "1"}
-    if optional_pg_dsn:  # the scripts measure PostgreSQL too when a server is given
-        env["SCAYLE_ORDERWISE_STORE__URL"] = optional_pg_dsn
-    started = {
-        name: subprocess.Popen(
-            [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--quick"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name in SCRIPTS
-    }
-    done = {}
-    try:
-        for name, proc in started.items():
-            out, err = proc.communicate(timeout=180)
-            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    with quick_runs(SCRIPTS, pg_dsn=optional_pg_dsn, columns=160, timeout=180) as done:
         yield done
-    finally:
-        for proc in started.values():
-            if proc.poll() is None:
-                proc.kill()
 
 
 def _ok(run: subprocess.CompletedProcess[str]) -> str:

@@ -11,15 +11,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from benchmark_runs import quick_runs
 from scayle_orderwise.config import STORE_URL_ENV
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = {
     "peak_orders": True,
     "stock_latency": False,
@@ -30,34 +28,10 @@ SCRIPTS = {
 
 
 @pytest.fixture(scope="module")
-def runs(
-    request: pytest.FixtureRequest, optional_pg_dsn: str | None
-) -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
-    env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
-    if optional_pg_dsn:
-        env[STORE_URL_ENV] = optional_pg_dsn
+def runs(optional_pg_dsn: str | None) -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
     wanted = [name for name, pg in SCRIPTS.items() if not pg or optional_pg_dsn]
-    started = {
-        name: subprocess.Popen(
-            [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--quick"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name in wanted
-    }
-    done = {}
-    try:
-        for name, proc in started.items():
-            out, err = proc.communicate(timeout=300)
-            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    with quick_runs(wanted, pg_dsn=optional_pg_dsn, columns=200, timeout=300) as done:
         yield done
-    finally:
-        for proc in started.values():
-            if proc.poll() is None:
-                proc.kill()
 
 
 def _ok(runs: dict[str, subprocess.CompletedProcess[str]], name: str) -> str:

@@ -71,6 +71,21 @@ def test_steady_state_uses_two_writes_per_order_and_one_lookup_per_batch() -> No
     assert calls(sandbox.scayle, "GET", "/orders/") == 0  # polled orders are not fetched again
 
 
+def test_a_pass_remembers_only_the_orders_that_may_come_back() -> None:
+    """Memory flat in the backlog: the pass keeps the keys it took only while they may be due
+    again in the same pass, not every order it settled (100,000 keys is 10 MiB per worker)."""
+    from scayle_orderwise.sync.orders import OrderSync
+
+    sandbox = stocked_sandbox()
+    add_orders(sandbox, range(1, 41))
+    sandbox.scayle.add_order(order_json(41, lines=[("SKU-NEW-IN", 1000, 1, "0.20")]))
+    connector = connector_for(sandbox, flows=FAST.model_copy(update={"batch_size": 10}))
+    flow = OrderSync(connector.context)
+    result = flow.run()
+    assert result.pushed == 40 and result.quarantined == 1
+    assert flow._seen == set()
+
+
 def test_lost_response_after_commit_is_adopted_not_resent() -> None:
     sandbox = stocked_sandbox()
     add_orders(sandbox, [2001])

@@ -100,7 +100,9 @@ class OrderSync:
     def __init__(self, ctx: FlowContext) -> None:
         self.ctx = ctx
         self._attempted: str | None = None
-        self._seen: set[str] = set()  # order records this pass took already
+        # Order records this pass took that may be due again before it ends; settled ones leave
+        # it, so a pass over a backlog of any size holds only what it handed back.
+        self._seen: set[str] = set()
 
     # ----------------------------------------------------------------------------------------- intake
 
@@ -545,6 +547,7 @@ class OrderSync:
             external_ref=order_number,
             payload=payload,
         )
+        self._seen.discard(record.key)
         ctx.alerts.resolve(AlertKind.ORDER_STALLED, str(order_id))
         ctx.alerts.resolve(AlertKind.ORDER_QUARANTINED, str(order_id))
         ctx.log(
@@ -622,6 +625,7 @@ class OrderSync:
         ctx.store.transition(
             record.key, State.QUARANTINED, owner=ctx.worker_id, reason=f"{code}: {reason}"
         )
+        self._seen.discard(record.key)
         ctx.alerts.raise_alert(
             AlertKind.ORDER_QUARANTINED,
             record.subject,

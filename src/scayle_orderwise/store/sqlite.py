@@ -52,8 +52,8 @@ _MIN_SQLITE = (3, 35, 0)
 _SCHEMA_VERSION = 2
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS records (
+# The live tables and their archive (``archive``) have the same columns.
+_RECORD_COLUMNS = """
         key TEXT PRIMARY KEY,
         kind TEXT NOT NULL,
         subject TEXT NOT NULL,
@@ -71,7 +71,19 @@ _SCHEMA = (
         due_at INTEGER,
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
-    )""",
+    """
+_HISTORY_TABLE_COLUMNS = """
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        from_state TEXT,
+        to_state TEXT NOT NULL,
+        reason TEXT,
+        owner TEXT
+    """
+
+_SCHEMA = (
+    f"CREATE TABLE IF NOT EXISTS records ({_RECORD_COLUMNS})",
     # Claims read two index ranges, never the table: records due by now (the partial index holds
     # live records only, so acknowledged history costs nothing) and the owner's own claims.
     "DROP INDEX IF EXISTS records_due",
@@ -81,15 +93,7 @@ _SCHEMA = (
     "WHERE state = 'in_flight'",
     "CREATE INDEX IF NOT EXISTS records_created ON records (created_at, key)",
     "CREATE INDEX IF NOT EXISTS records_state ON records (state, kind, created_at, key)",
-    """CREATE TABLE IF NOT EXISTS history (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        key TEXT NOT NULL,
-        at INTEGER NOT NULL,
-        from_state TEXT,
-        to_state TEXT NOT NULL,
-        reason TEXT,
-        owner TEXT
-    )""",
+    f"CREATE TABLE IF NOT EXISTS history ({_HISTORY_TABLE_COLUMNS})",
     "CREATE INDEX IF NOT EXISTS history_key ON history (key, id)",
     """CREATE TABLE IF NOT EXISTS cursors (
         name TEXT PRIMARY KEY,
@@ -104,34 +108,8 @@ _SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS seen_at ON seen (seen_at)",
     # The archive: records in a final state moved out of the live tables (see ``archive``).
-    """CREATE TABLE IF NOT EXISTS archived_records (
-        key TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        state TEXT NOT NULL,
-        reason TEXT,
-        external_id TEXT,
-        external_ref TEXT,
-        payload TEXT NOT NULL DEFAULT '{}',
-        attempts INTEGER NOT NULL DEFAULT 0,
-        owner TEXT,
-        lease_expires_at INTEGER,
-        next_attempt_at INTEGER,
-        claimed_from TEXT,
-        may_have_been_sent INTEGER NOT NULL DEFAULT 0,
-        due_at INTEGER,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS archived_history (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        key TEXT NOT NULL,
-        at INTEGER NOT NULL,
-        from_state TEXT,
-        to_state TEXT NOT NULL,
-        reason TEXT,
-        owner TEXT
-    )""",
+    f"CREATE TABLE IF NOT EXISTS archived_records ({_RECORD_COLUMNS})",
+    f"CREATE TABLE IF NOT EXISTS archived_history ({_HISTORY_TABLE_COLUMNS})",
     "CREATE INDEX IF NOT EXISTS archived_history_key ON archived_history (key, id)",
     "CREATE INDEX IF NOT EXISTS records_updated ON records (updated_at) "
     "WHERE state IN ('acknowledged', 'cancelled')",

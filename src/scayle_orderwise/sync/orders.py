@@ -615,6 +615,7 @@ class OrderSync:
                         owner=ctx.worker_id,
                         reason="reference written",
                     )
+                    seen.discard(record.key)  # settled: the set holds only what may come back
                     result.add("references_written")
                 else:
                     ctx.release(record, "reference write failed", backoff=True)

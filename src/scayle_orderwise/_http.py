@@ -39,7 +39,7 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import httpx
@@ -343,12 +343,10 @@ class RateBudget:
 
     def update(self, headers: Mapping[str, str], scope_hint: str | None = None) -> None:
         """Learn from an answer's ``X-RateLimit-*`` headers (no-op when they are absent)."""
-        scope = headers.get("x-ratelimit-scope") or scope_hint
-        remaining = _int_header(headers, "x-ratelimit-remaining")
-        if scope is None or remaining is None:
+        feedback = rate_limit_feedback(headers, scope_hint)
+        if feedback is None:
             return
-        limit = _int_header(headers, "x-ratelimit-limit")
-        reset = _float_header(headers, "x-ratelimit-reset")
+        scope, remaining, limit, reset = feedback
         now = self._clock()
         reset_at = now + reset if reset is not None else None
         with self._lock:
@@ -392,6 +390,31 @@ class RateBudget:
 
     def __repr__(self) -> str:
         return f"RateBudget(scopes={sorted(self._states)})"
+
+
+class RateLimitFeedback(NamedTuple):
+    """What an answer's ``X-RateLimit-*`` headers say about its scope (``reset`` in seconds)."""
+
+    scope: str
+    remaining: int
+    limit: int | None
+    reset: float | None
+
+
+def rate_limit_feedback(
+    headers: Mapping[str, str], scope_hint: str | None = None
+) -> RateLimitFeedback | None:
+    """The ``X-RateLimit-*`` feedback of an answer; ``None`` without a scope or a remaining count."""
+    scope = headers.get("x-ratelimit-scope") or scope_hint
+    remaining = _int_header(headers, "x-ratelimit-remaining")
+    if scope is None or remaining is None:
+        return None
+    return RateLimitFeedback(
+        scope,
+        remaining,
+        _int_header(headers, "x-ratelimit-limit"),
+        _float_header(headers, "x-ratelimit-reset"),
+    )
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:

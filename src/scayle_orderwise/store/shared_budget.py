@@ -28,7 +28,7 @@ from typing import Any
 
 import attrs
 
-from .._http import MIN_WAIT_AFTER_429, RateBudget, ScopeState, _float_header, _int_header
+from .._http import MIN_WAIT_AFTER_429, RateBudget, ScopeState, rate_limit_feedback
 from ..scayle.rate_limits import scope_limits
 from .rate_ledger import (
     BudgetPolicy,
@@ -246,12 +246,10 @@ class SharedRateBudget(RateBudget):
 
     def update(self, headers: Mapping[str, str], scope_hint: str | None = None) -> None:
         """Learn from an answer's ``X-RateLimit-*`` headers (the ledger hears what matters)."""
-        scope = headers.get("x-ratelimit-scope") or scope_hint
-        remaining = _int_header(headers, "x-ratelimit-remaining")
-        if scope is None or remaining is None:
+        feedback = rate_limit_feedback(headers, scope_hint)
+        if feedback is None:
             return
-        limit = _int_header(headers, "x-ratelimit-limit")
-        reset = _float_header(headers, "x-ratelimit-reset")
+        scope, remaining, limit, reset = feedback
         now = self._clock()
         with self._ledger_lock:
             if scope_hint and scope_hint != scope:

@@ -380,12 +380,16 @@ async def _record(request: Request) -> Response:
     return _page(request, "record.html", user, record=record)
 
 
-async def _form(request: Request, user: str) -> dict[str, str] | Response:
+async def _form(request: Request) -> tuple[str, dict[str, str]] | Response:
+    """The signed-in user and the fields of an action's form, or the answer that refuses it."""
+    user = _user(request)
+    if isinstance(user, Response):
+        return user
     form = await request.form()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     if not _state(request).auth.check_form_token(user, fields.get("token")):
         return PlainTextResponse("This form has expired: reload the page.", status_code=403)
-    return fields
+    return user, fields
 
 
 def _back(request: Request, target: str, notice: str, *, error: bool = False) -> Response:
@@ -394,12 +398,10 @@ def _back(request: Request, target: str, notice: str, *, error: bool = False) ->
 
 
 async def _release(request: Request) -> Response:
-    user = _user(request)
-    if isinstance(user, Response):
-        return user
-    fields = await _form(request, user)
-    if isinstance(fields, Response):
-        return fields
+    submitted = await _form(request)
+    if isinstance(submitted, Response):
+        return submitted
+    user, fields = submitted
     state = _state(request)
     key = request.path_params["key"]
     home = request.url_for("dashboard").path
@@ -414,12 +416,10 @@ async def _release(request: Request) -> Response:
 
 
 async def _resolve(request: Request) -> Response:
-    user = _user(request)
-    if isinstance(user, Response):
-        return user
-    fields = await _form(request, user)
-    if isinstance(fields, Response):
-        return fields
+    submitted = await _form(request)
+    if isinstance(submitted, Response):
+        return submitted
+    user, fields = submitted
     state = _state(request)
     kind, subject = fields.get("kind", ""), fields.get("subject", "")
     home = request.url_for("dashboard").path
